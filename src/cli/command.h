@@ -1,0 +1,22 @@
+// Every subcommand registers itself on the top-level CLI::App through one function.
+// The subcommand's callback does the work; errors propagate as refract::Error to main().
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace refract::cli {
+void add_demo_command(CLI::App& app);
+void add_grpo_command(CLI::App& app);
+void add_sft_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_score_command(CLI::App& app);
+void add_infer_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_model_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_preprocess_command(CLI::App& app);
+}  // namespace refract::cli
