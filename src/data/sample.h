@@ -1,0 +1,31 @@
+// One sample type for every data source (VLM-R1 REC JSON, VLM-R1 JSONL, ms-swift JSONL,
+// COCO, the shapes world). Plain data; no torch.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "text/chat_template.h"
+
+namespace refract::data {
+
+struct ImageRef {
+  std::string path;      // resolved path (image folder joined), or a data URL
+  int64_t width = 0;     // original size when known (0 until decoded)
+  int64_t height = 0;
+};
+
+struct Sample {
+  std::string id;
+  std::string source;                   // "<file>:<line>" for error reports
+  std::vector<ImageRef> images;         // in order of appearance
+  std::vector<text::Message> prompt;    // conversation up to the assistant's turn; image items
+                                        // reference `images` by index and stand where <image> stood
+  std::string response;                 // the assistant target (SFT), may be empty for GRPO
+  nlohmann::json solution;              // ground truth for rewards (box list, number, text, ...)
+  std::string task;                     // "rec" | "det" | "count" | "ocr" | "cls" | ...
+  std::string reward_method;            // per-sample accu_reward_method ("" = the file's default)
+  nlohmann::json extra = nlohmann::json::object();  // every other dataset column, passed to rewards
+};
+
+}  // namespace refract::data

@@ -1,0 +1,29 @@
+// Image decoding to 8-bit RGB exactly as transformers' load_image does:
+// Image.open -> ImageOps.exif_transpose -> .convert("RGB") (alpha dropped, palette looked up,
+// 16-bit grayscale clamped, 16-bit RGB high byte, CMYK JPEG inverted). libjpeg-turbo,
+// libpng, libwebp; BMP by hand.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace refract::vision {
+
+struct Image {
+  int64_t width = 0;
+  int64_t height = 0;
+  std::vector<uint8_t> rgb;  // [height, width, 3], row-major
+};
+
+// Decodes a file (format sniffed from its bytes). Errors name the file and the reason.
+Image decode_image_file(const std::string& path);
+// Decodes bytes held in memory; `name` is used in errors.
+Image decode_image_bytes(std::string_view bytes, const std::string& name);
+// Decodes "data:image/png;base64,..." URLs.
+Image decode_data_url(std::string_view url);
+
+// Writes an 8-bit RGB PNG (atomic). Used by the shapes world and tests.
+void write_png(const std::string& path, const Image& image);
+
+}  // namespace refract::vision
