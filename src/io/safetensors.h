@@ -86,4 +86,9 @@ struct TensorToWrite {
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// The same bytes write_safetensors would write, in memory (small files: tests, fuzz seeds,
+// HTTP responses). Large checkpoints should use write_safetensors, which streams.
+std::string safetensors_bytes(const std::vector<TensorToWrite>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace refract::io

@@ -28,6 +28,9 @@ class Tokenizer {
   int32_t token_to_id(const std::string& token) const;
   std::string id_to_token(int32_t id) const;
   int64_t vocab_size() const;  // largest id + 1, added tokens included
+  // The raw bytes token `id` stands for (byte-level alphabet undone; an added token's content).
+  // Concatenating them over encode(text) gives the NFC-normalised text. "" for unknown ids.
+  std::string token_bytes(int32_t id) const;
 
   std::optional<int32_t> eos_token_id() const;  // tokenizer_config.json eos_token
   std::optional<int32_t> pad_token_id() const;  // tokenizer_config.json pad_token

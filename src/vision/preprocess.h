@@ -37,6 +37,11 @@ struct Preprocessed {
   int64_t num_image_tokens() const { return grid_thw[0] * grid_thw[1] * grid_thw[2] / 4; }
 };
 
+// Throws refract::Error with the reference's message when smart_resize rejects the size.
 Preprocessed preprocess_image(const Image& image, const PreprocessConfig& cfg);
+
+// lut[c][u] = the float32 pixel value the processor produces for uint8 `u` in channel `c`:
+// ((float)u / 255.0f - mean[c]) / std[c] in float32 (CLIP mean / std).
+std::array<std::array<float, 256>, 3> normalize_lut();
 
 }  // namespace refract::vision

@@ -1,0 +1,85 @@
+// The rollout engine: batched KV-cache generation for Qwen2.5-VL.
+//
+// One call generates num_generations (G) completions for each of P prompts:
+//   1. left-pad the P prompts and PREFILL them once (vision tower included), logits of the
+//      last position only;
+//   2. repeat each prompt's cache rows G times (GRPO: G samples share one prefill);
+//   3. decode all P*G rows together, one token per step, in a cache allocated once
+//      (capacity = longest prompt + max_new_tokens);
+//   4. rows that finished (eos / stop string / length) are dropped from the batch (the cache
+//      rows are compacted) once a quarter of the batch is dead, so they stop costing compute.
+// ref: transformers GenerationMixin._sample (same maths; HF keeps finished rows and feeds pad).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "generate/generation_config.h"
+#include "generate/sampling.h"
+
+namespace refract::model {
+class Qwen2_5_VLImpl;
+}
+
+namespace refract::generate {
+
+// One prompt: token ids (image pads already expanded, as the processor does) and the
+// preprocessed images it references, in order of appearance.
+struct PromptInput {
+  std::vector<int64_t> input_ids;
+  torch::Tensor pixel_values;    // [N, 1176] float; undefined when the prompt has no image
+  torch::Tensor image_grid_thw;  // [I, 3] int64
+};
+
+struct Completion {
+  int64_t prompt_index = 0;      // index into the prompts given to generate()
+  int64_t generation_index = 0;  // 0..G-1
+  std::vector<int64_t> ids;      // completion tokens; the eos / stop token is kept (TRL masks up to and including it)
+  std::vector<float> logprobs;   // log_softmax(logits / T)[id] per token (see sample_next)
+  FinishReason finish_reason = FinishReason::kLength;
+  torch::Tensor step_logits;     // [n, V] raw logits per step (only with record_step_logits)
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;     // prefill rows x padded length
+  int64_t generated_tokens = 0;  // sum of completion lengths
+  int64_t decode_steps = 0;      // forward_decode calls
+  int64_t decoded_rows = 0;      // sum over steps of the batch rows computed (compaction saves these)
+  int64_t compactions = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;     // decode forwards + sampling
+};
+
+struct GenerationResult {
+  std::vector<Completion> completions;  // prompt-major: completions[p * G + g]
+  GenerationStats stats;
+};
+
+struct GenerateOptions {
+  // Text of token ids (e.g. Tokenizer::decode); required when stop_strings is not empty.
+  std::function<std::string(const std::vector<int64_t>&)> decode;
+  // Compact the batch once finished rows reach this fraction of it (1 = never).
+  double compact_fraction = 0.25;
+  bool record_step_logits = false;  // tests / debugging: keep every step's raw logits
+};
+
+// Generates completions. Runs under NoGradGuard on the model's device and dtype; does not
+// change the module's train/eval mode (call model.eval() for dropout-free rollouts).
+GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts,
+                          const GenerationConfig& config, const GenerateOptions& options = {});
+
+// Completions as right-padded tensors for the trainer (TRL layout):
+// completion_ids [N, T] (pad_token_id after the end), completion_mask [N, T] (1 up to and
+// including eos), old logprobs [N, T] (0 where masked). T = longest completion.
+struct PaddedCompletions {
+  torch::Tensor completion_ids;
+  torch::Tensor completion_mask;
+  torch::Tensor logprobs;
+};
+PaddedCompletions pad_completions(const std::vector<Completion>& completions, int64_t pad_token_id,
+                                  torch::Device device = torch::kCPU);
+
+}  // namespace refract::generate

@@ -1,0 +1,134 @@
+#include "generate/sampling.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <limits>
+
+#include "common/check.h"
+
+namespace refract::generate {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// splitmix64 finaliser: spreads (seed, stream) over the generator's seed space.
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+void validate(const SamplingConfig& c) {
+  REFRACT_CHECK(c.repetition_penalty > 0.0)
+      << "repetition_penalty must be > 0, got " << c.repetition_penalty;
+  if (!c.do_sample) return;  // ref: HF ignores the warpers for greedy search
+  REFRACT_CHECK(c.temperature > 0.0)
+      << "temperature must be > 0 when sampling (use do_sample=false for greedy), got "
+      << c.temperature;
+  REFRACT_CHECK(c.top_k >= 0) << "top_k must be >= 0 (0 = off), got " << c.top_k;
+  REFRACT_CHECK(c.top_p > 0.0 && c.top_p <= 1.0) << "top_p must be in (0, 1], got " << c.top_p;
+  REFRACT_CHECK(c.min_p >= 0.0 && c.min_p <= 1.0) << "min_p must be in [0, 1], got " << c.min_p;
+}
+
+torch::Tensor apply_repetition_penalty(const torch::Tensor& logits, const torch::Tensor& token_ids,
+                                       double penalty) {
+  if (penalty == 1.0 || token_ids.size(1) == 0) return logits;
+  // ref: transformers RepetitionPenaltyLogitsProcessor: gather, penalise, scatter back. Ids
+  // repeated in the history write the same value twice, so each id is penalised once.
+  torch::Tensor ids = token_ids.to(logits.device(), torch::kLong);
+  torch::Tensor score = logits.gather(1, ids);
+  score = torch::where(score < 0, score * penalty, score / penalty);
+  return logits.scatter(1, ids, score);
+}
+
+torch::Tensor apply_temperature(const torch::Tensor& logits, double temperature) {
+  if (temperature == 1.0) return logits;
+  return logits / temperature;
+}
+
+torch::Tensor apply_top_k(const torch::Tensor& logits, int64_t top_k) {
+  int64_t vocab = logits.size(-1);
+  if (top_k <= 0 || top_k >= vocab) return logits;
+  // ref: TopKLogitsWarper keeps everything >= the k-th value (ties at the boundary survive).
+  torch::Tensor kth = std::get<0>(logits.topk(top_k, /*dim=*/-1)).narrow(-1, top_k - 1, 1);
+  return logits.masked_fill(logits < kth, kNegInf);
+}
+
+torch::Tensor apply_top_p(const torch::Tensor& logits, double top_p) {
+  if (top_p >= 1.0) return logits;
+  // ref: TopPLogitsWarper sorts ascending and drops tokens whose cumulative mass (from the
+  // least likely up) is <= 1 - top_p, always keeping the most likely one. Same form here so
+  // boundary cases round the same way.
+  auto sorted = logits.sort(/*dim=*/-1, /*descending=*/false);
+  torch::Tensor sorted_logits = std::get<0>(sorted);
+  torch::Tensor sorted_idx = std::get<1>(sorted);
+  torch::Tensor cum = sorted_logits.softmax(-1).cumsum(-1);
+  torch::Tensor remove_sorted = cum <= (1.0 - top_p);
+  remove_sorted.narrow(-1, logits.size(-1) - 1, 1).fill_(false);
+  torch::Tensor remove = torch::zeros_like(remove_sorted).scatter(1, sorted_idx, remove_sorted);
+  return logits.masked_fill(remove, kNegInf);
+}
+
+torch::Tensor apply_min_p(const torch::Tensor& logits, double min_p) {
+  if (min_p <= 0.0) return logits;
+  torch::Tensor probs = logits.softmax(-1);
+  torch::Tensor top = std::get<0>(probs.max(-1, /*keepdim=*/true));
+  // ref: MinPLogitsWarper; the top token always survives (its prob equals `top`).
+  return logits.masked_fill(probs < top * min_p, kNegInf);
+}
+
+at::Generator make_generator(uint64_t seed, uint64_t stream) {
+  // note: at::mt19937 keeps only the low 32 bits of its seed, so mix before truncating.
+  return at::detail::createCPUGenerator(mix64(mix64(seed) ^ stream) & 0xffffffffULL);
+}
+
+torch::Tensor draw_from_logits(const torch::Tensor& logits, std::vector<at::Generator>& generators) {
+  const int64_t rows = logits.size(0);
+  REFRACT_CHECK(static_cast<int64_t>(generators.size()) == rows)
+      << "draw_from_logits: " << generators.size() << " generators for " << rows << " rows";
+  // One uniform per row from the row's own CPU generator: reproducible regardless of batch
+  // composition and identical on CPU and CUDA.
+  torch::Tensor u = torch::empty({rows}, torch::kDouble);
+  auto* u_ptr = u.data_ptr<double>();
+  for (int64_t r = 0; r < rows; ++r)
+    u_ptr[r] = at::rand({1}, generators[r], torch::kDouble).item<double>();
+  torch::Tensor cdf = logits.to(torch::kFloat).softmax(-1).cumsum(-1);  // [B, V]
+  torch::Tensor total = cdf.narrow(-1, cdf.size(-1) - 1, 1);            // [B, 1], ~1
+  torch::Tensor target = u.to(cdf.device(), torch::kFloat).unsqueeze(1) * total;
+  // First index whose cdf exceeds the target; tokens of zero probability never qualify
+  // because the cdf does not rise there.
+  torch::Tensor idx = (cdf <= target).sum(-1);
+  // Rounding can push target up to `total`; fall back to the last token with mass.
+  torch::Tensor last_with_mass = (cdf < total).sum(-1);
+  return torch::minimum(idx, last_with_mass);
+}
+
+SampleOutput sample_next(const torch::Tensor& logits, const torch::Tensor& history,
+                         const SamplingConfig& config, std::vector<at::Generator>& generators) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor raw = logits.to(torch::kFloat);
+  torch::Tensor scores = apply_repetition_penalty(raw, history, config.repetition_penalty);
+  SampleOutput out;
+  double t = 1.0;
+  torch::Tensor scaled;  // raw / t when it is computed anyway
+  if (!config.do_sample) {
+    out.ids = scores.argmax(-1);
+  } else {
+    t = config.temperature;
+    scores = apply_temperature(scores, t);
+    if (config.repetition_penalty == 1.0) scaled = scores;
+    scores = apply_top_k(scores, config.top_k);
+    scores = apply_top_p(scores, config.top_p);
+    scores = apply_min_p(scores, config.min_p);
+    out.ids = draw_from_logits(scores, generators);
+  }
+  if (!scaled.defined()) scaled = apply_temperature(raw, t);
+  torch::Tensor picked = scaled.gather(1, out.ids.unsqueeze(1)).squeeze(1);
+  out.logprobs = picked - scaled.logsumexp(-1);
+  return out;
+}
+
+}  // namespace refract::generate

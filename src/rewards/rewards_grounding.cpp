@@ -1,0 +1,104 @@
+// Grounding (REC) rewards: one predicted box against one ground-truth box.
+#include <cmath>
+
+#include "common/check.h"
+#include "rewards/builtin.h"
+#include "rewards/reward_util.h"
+
+namespace refract::rewards {
+namespace {
+
+enum class Overlap { iou, iou_vlm_r1, giou };
+
+// Settings shared by the REC rewards (docs/rewards.md "Grounding"):
+//   coords: absolute_resized | normalized_1000 | absolute   (default absolute_resized)
+//   box_pattern: number (any [a,b,c,d]) | int (VLM-R1's `\[(\d+),\s*(\d+),..]`)  (number)
+//   iou_convention: continuous | vlm_r1                                        (continuous)
+//   require_answer_tag: score 0 without <answer> (VLM-R1)                      (false)
+struct RecSettings {
+  CoordMode coords = CoordMode::absolute_resized;
+  bool int_boxes = false;
+  bool vlm_r1_iou = false;
+  bool require_answer_tag = false;
+};
+
+RecSettings rec_settings(const nlohmann::json& s, const char* name) {
+  RecSettings r;
+  r.coords = parse_coord_mode(setting_string(s, "coords", "absolute_resized", name));
+  const std::string pat = setting_string(s, "box_pattern", "number", name);
+  REFRACT_CHECK(pat == "number" || pat == "int")
+      << "reward " << name << ": box_pattern '" << pat << "' is not one of: number, int";
+  r.int_boxes = pat == "int";
+  const std::string conv = setting_string(s, "iou_convention", "continuous", name);
+  REFRACT_CHECK(conv == "continuous" || conv == "vlm_r1")
+      << "reward " << name << ": iou_convention '" << conv << "' is not one of: continuous, vlm_r1";
+  r.vlm_r1_iou = conv == "vlm_r1";
+  r.require_answer_tag = setting_bool(s, "require_answer_tag", false, name);
+  return r;
+}
+
+// The overlap of the completion's box with the solution's; nullopt when either is missing.
+std::optional<double> rec_overlap(const RewardInput& in, const RecSettings& r, Overlap kind) {
+  auto answer = answer_part(in, r.require_answer_tag);
+  if (!answer) return std::nullopt;
+  std::optional<Box> pred;
+  if (r.int_boxes) {
+    pred = first_int_box(*answer);
+  } else {
+    auto boxes = find_boxes(*answer);
+    if (!boxes.empty()) pred = boxes[0];
+    else {
+      auto tokens = parse_qwen2_box_tokens(*answer);
+      if (!tokens.empty()) pred = tokens[0].box;
+    }
+  }
+  auto gt = solution_box(in.solution);
+  if (!pred || !gt) return std::nullopt;
+  const Box p = to_original(*pred, first_image(in), r.coords);
+  switch (kind) {
+    case Overlap::iou: return r.vlm_r1_iou ? metrics::iou_vlm_r1(p, *gt) : metrics::iou(p, *gt);
+    case Overlap::iou_vlm_r1: return metrics::iou_vlm_r1(p, *gt);
+    case Overlap::giou: return metrics::giou(p, *gt);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Continuous IoU; a completion without a parsable box scores 0.
+// ref: VLM-R1 grpo_rec.py iou_reward (current version returns the IoU itself).
+RewardFn make_iou(const nlohmann::json& s) {
+  const RecSettings r = rec_settings(s, "iou");
+  return per_sample([r](const RewardInput& in) -> std::optional<double> {
+    return rec_overlap(in, r, Overlap::iou).value_or(0.0);
+  });
+}
+
+// 1 if IoU > threshold (strict; default 0.5). ref: early VLM-R1 iou_reward; REC Acc@0.5.
+RewardFn make_iou_threshold(const nlohmann::json& s) {
+  const RecSettings r = rec_settings(s, "iou_threshold");
+  const double thr = setting_double(s, "threshold", 0.5, "iou_threshold");
+  return per_sample([r, thr](const RewardInput& in) -> std::optional<double> {
+    return rec_overlap(in, r, Overlap::iou).value_or(0.0) > thr ? 1.0 : 0.0;
+  });
+}
+
+// IoU^2 (Perception-R1 grounding reward).
+RewardFn make_iou_squared(const nlohmann::json& s) {
+  const RecSettings r = rec_settings(s, "iou_squared");
+  return per_sample([r](const RewardInput& in) -> std::optional<double> {
+    const double v = rec_overlap(in, r, Overlap::iou).value_or(0.0);
+    return v * v;
+  });
+}
+
+// GIoU + 1, range 0..2; no box -> 0 (Visual-RFT LISA grounding reward).
+RewardFn make_giou_plus_one(const nlohmann::json& s) {
+  const RecSettings r = rec_settings(s, "giou_plus_one");
+  return per_sample([r](const RewardInput& in) -> std::optional<double> {
+    auto g = rec_overlap(in, r, Overlap::giou);
+    return g ? *g + 1.0 : 0.0;
+  });
+}
+
+}  // namespace refract::rewards

@@ -1,0 +1,137 @@
+#include "train/config.h"
+
+#include "common/check.h"
+#include "common/options.h"
+
+namespace refract::train {
+
+void declare(Options& o, TrainingConfig& c) {
+  o.add("model_name_or_path", &c.model_name_or_path,
+        "model directory in HF layout (config.json + *.safetensors)");
+  o.add("tokenizer_path", &c.tokenizer_path, "tokenizer.json or its directory (\"\" = the model's)");
+  o.add("data_file_paths", &c.data_file_paths, "training data: VLM-R1 JSONL files");
+  o.add("image_folders", &c.image_folders, "image root per data file");
+  o.add("question_template", &c.question_template,
+        "prompt wrapping of the question (VLM-R1 `rec` is word for word)")
+      .choices({"rec", "default", "none"});
+  o.add("max_prompt_length", &c.max_prompt_length, "longest prompt in tokens, image tokens included");
+  o.add("min_pixels", &c.min_pixels, "smart_resize lower bound on image pixels");
+  o.add("max_pixels", &c.max_pixels, "smart_resize upper bound on image pixels");
+  o.add("learning_rate", &c.learning_rate,
+        "peak AdamW learning rate (TRL GRPO 1e-6; ~1e-5 with LoRA)");
+  o.add("lr_scheduler_type", &c.lr_scheduler_type, "learning-rate schedule after warmup")
+      .choices({"constant", "linear", "cosine"});
+  o.add("warmup_ratio", &c.warmup_ratio, "fraction of the steps spent warming up linearly");
+  o.add("warmup_steps", &c.warmup_steps, "warmup steps (overrides warmup_ratio when > 0)");
+  o.add("weight_decay", &c.weight_decay, "AdamW decoupled weight decay");
+  o.add("adam_beta1", &c.adam_beta1, "AdamW beta1");
+  o.add("adam_beta2", &c.adam_beta2, "AdamW beta2");
+  o.add("adam_epsilon", &c.adam_epsilon, "AdamW epsilon");
+  o.add("max_grad_norm", &c.max_grad_norm, "clip the global gradient L2 norm (<= 0: off)");
+  o.add("gradient_accumulation_steps", &c.gradient_accumulation_steps,
+        "micro-batches per optimizer step");
+  o.add("per_device_train_batch_size", &c.per_device_train_batch_size,
+        "micro-batch size; for GRPO it counts COMPLETIONS, not prompts (prompts per round = "
+        "per_device_train_batch_size x steps_per_generation / num_generations)");
+  o.add("num_train_epochs", &c.num_train_epochs, "passes over the data (when max_steps <= 0)");
+  o.add("max_steps", &c.max_steps, "optimizer steps (> 0 overrides num_train_epochs)");
+  o.add("logging_steps", &c.logging_steps, "log metrics every N steps");
+  o.add("save_steps", &c.save_steps, "save a checkpoint every N steps (<= 0: only at the end)");
+  o.add("save_total_limit", &c.save_total_limit, "keep only the newest N checkpoints (<= 0: all)");
+  o.add("resume_from_checkpoint", &c.resume_from_checkpoint,
+        "checkpoint directory to resume from, or `true` for the latest one in output_dir");
+  o.add("output_dir", &c.output_dir, "where checkpoints, metrics.jsonl and events go");
+  o.add("report_to", &c.report_to, "tensorboard | none");
+  o.add("log_completions", &c.log_completions,
+        "write sampled prompts, completions and rewards to completions.jsonl");
+  o.add("seed", &c.seed, "random seed (init, sampling, shuffling)");
+  o.add("threads", &c.threads, "CPU threads for torch (at::set_num_threads)");
+  o.add("device", &c.device, "cpu | cuda | cuda:N");
+  o.add("torch_dtype", &c.torch_dtype, "parameter dtype")
+      .choices({"float32", "bfloat16", "float16"});
+  o.add("use_peft", &c.use_peft, "train LoRA adapters instead of all weights");
+  o.add("lora_r", &c.lora_r, "LoRA rank");
+  o.add("lora_alpha", &c.lora_alpha, "LoRA alpha (scale = alpha / r)");
+  o.add("lora_dropout", &c.lora_dropout, "LoRA dropout");
+  o.add("lora_target_modules", &c.lora_target_modules,
+        "module names to adapt; all-linear = every Linear of the language model");
+  o.add("freeze_vision_modules", &c.freeze_vision_modules,
+        "freeze the vision tower (ms-swift freeze_vit)");
+  o.add("freeze_aligner", &c.freeze_aligner, "freeze the vision merger (aligner)");
+  o.add("max_seconds", &c.max_seconds, "stop after this wall time and save (<= 0: no limit)");
+}
+
+void declare(Options& o, GrpoConfig& c) {
+  declare(o, static_cast<TrainingConfig&>(c));
+  o.add("num_generations", &c.num_generations, "completions sampled per prompt (G, >= 2)");
+  o.add("beta", &c.beta, "KL coefficient against the reference policy (0 = no reference)");
+  o.add("epsilon", &c.epsilon, "lower clipping range of the importance ratio");
+  o.add("epsilon_high", &c.epsilon_high, "upper clipping range (< 0: = epsilon; DAPO 0.28)");
+  o.add("loss_type", &c.loss_type, "how token losses are averaged")
+      .choices({"grpo", "bnpo", "dr_grpo", "dapo"});
+  o.add("scale_rewards", &c.scale_rewards, "advantage std: per group, whole batch, or none")
+      .choices({"group", "batch", "none"});
+  o.add("importance_sampling_level", &c.importance_sampling_level,
+        "token ratios, or one per sequence (GSPO)")
+      .choices({"token", "sequence"});
+  o.add("num_iterations", &c.num_iterations, "updates per generation round (mu)");
+  o.add("steps_per_generation", &c.steps_per_generation,
+        "micro-batches per generation round (< 0: gradient_accumulation_steps)");
+  o.add("temperature", &c.temperature, "sampling temperature (log-probs use it too)");
+  o.add("top_p", &c.top_p, "nucleus sampling (1 = off)");
+  o.add("top_k", &c.top_k, "top-k sampling (0 = off)");
+  o.add("repetition_penalty", &c.repetition_penalty, "HF repetition penalty (1 = off)");
+  o.add("max_completion_length", &c.max_completion_length, "longest completion in tokens");
+  o.add("mask_truncated_completions", &c.mask_truncated_completions,
+        "leave completions without EOS out of the loss");
+  o.add("top_entropy_quantile", &c.top_entropy_quantile,
+        "train only on tokens above this entropy quantile (1 = all tokens)");
+  o.add("reward_funcs", &c.reward_funcs, "reward names from the registry (e.g. iou format)");
+  o.add("reward_weights", &c.reward_weights, "one weight per reward (default 1 each)");
+  o.add("reward_method", &c.reward_method, "default accu_reward_method for `accuracy`");
+  o.add("coordinate_format", &c.coordinate_format,
+        "how predicted boxes are read: absolute_resized (Qwen2.5-VL), normalized_1000, absolute");
+  o.add("max_resample_times", &c.max_resample_times,
+        "dynamic sampling: redraw groups whose rewards all agree, at most N times");
+}
+
+void declare(Options& o, SftConfig& c) {
+  declare(o, static_cast<TrainingConfig&>(c));
+  o.add("max_length", &c.max_length, "longest prompt + response in tokens (longer: dropped)");
+}
+
+void validate(const TrainingConfig& c) {
+  REFRACT_CHECK(c.learning_rate >= 0) << "learning_rate must be >= 0, got " << c.learning_rate;
+  REFRACT_CHECK(c.gradient_accumulation_steps >= 1)
+      << "gradient_accumulation_steps must be >= 1, got " << c.gradient_accumulation_steps;
+  REFRACT_CHECK(c.per_device_train_batch_size >= 1)
+      << "per_device_train_batch_size must be >= 1, got " << c.per_device_train_batch_size;
+  REFRACT_CHECK(c.warmup_ratio >= 0 && c.warmup_ratio <= 1)
+      << "warmup_ratio must be in [0, 1], got " << c.warmup_ratio;
+  REFRACT_CHECK(c.threads >= 1) << "threads must be >= 1, got " << c.threads;
+  REFRACT_CHECK(c.logging_steps >= 1) << "logging_steps must be >= 1, got " << c.logging_steps;
+  REFRACT_CHECK(!c.use_peft || c.lora_r >= 1) << "lora_r must be >= 1, got " << c.lora_r;
+}
+
+void validate(const GrpoConfig& c) {
+  validate(static_cast<const TrainingConfig&>(c));
+  REFRACT_CHECK(c.num_generations >= 2)
+      << "num_generations must be >= 2 (advantages need a group), got " << c.num_generations;
+  const int64_t gen_batch = c.per_device_train_batch_size * c.effective_steps_per_generation();
+  // ref: trl GRPOConfig.__post_init__: generation_batch_size must be divisible by G.
+  REFRACT_CHECK(gen_batch % c.num_generations == 0)
+      << "per_device_train_batch_size x steps_per_generation (" << gen_batch
+      << ") must be divisible by num_generations (" << c.num_generations << ")";
+  REFRACT_CHECK(c.num_iterations >= 1) << "num_iterations must be >= 1, got " << c.num_iterations;
+  REFRACT_CHECK(c.temperature > 0) << "temperature must be > 0, got " << c.temperature;
+  REFRACT_CHECK(c.epsilon >= 0) << "epsilon must be >= 0, got " << c.epsilon;
+  REFRACT_CHECK(c.top_entropy_quantile > 0 && c.top_entropy_quantile <= 1)
+      << "top_entropy_quantile must be in (0, 1], got " << c.top_entropy_quantile;
+  REFRACT_CHECK(c.reward_weights.empty() || c.reward_weights.size() == c.reward_funcs.size())
+      << "reward_weights has " << c.reward_weights.size() << " entries but reward_funcs has "
+      << c.reward_funcs.size();
+  REFRACT_CHECK(c.max_completion_length >= 1)
+      << "max_completion_length must be >= 1, got " << c.max_completion_length;
+}
+
+}  // namespace refract::train

@@ -1,0 +1,106 @@
+// Training settings: plain structs with TRL / VLM-R1 names (no torch; the CLI includes this).
+// The same snake_case key is the YAML key, the --flag and the field. Defaults follow TRL today
+// (see ../shared/docs/grpo.md's table); configs/vlm_r1_rec.yaml holds VLM-R1's REC recipe.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace refract {
+class Options;
+}
+
+namespace refract::train {
+
+// What GRPO and SFT share: optimiser, schedule, model, LoRA, checkpoints, logging, data.
+struct TrainingConfig {
+  // model and data
+  std::string model_name_or_path;          // HF-layout directory (config.json + safetensors)
+  std::string tokenizer_path;              // "" = model_name_or_path
+  std::vector<std::string> data_file_paths;  // VLM-R1 JSONL files (':' separated also accepted)
+  std::vector<std::string> image_folders;    // one per data file
+  std::string question_template = "none";  // rec | default | none (prompt wrapping)
+  int64_t max_prompt_length = 1024;
+  int64_t min_pixels = 3136;
+  int64_t max_pixels = 12845056;
+  // optimiser and schedule
+  double learning_rate = 1e-6;
+  std::string lr_scheduler_type = "linear";  // constant | linear | cosine (HF Trainer default)
+  double warmup_ratio = 0.0;
+  int64_t warmup_steps = 0;                  // wins over warmup_ratio when > 0
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  double max_grad_norm = 1.0;
+  int64_t gradient_accumulation_steps = 1;
+  int64_t per_device_train_batch_size = 8;   // GRPO: completions per micro-batch (not prompts)
+  double num_train_epochs = 3.0;
+  int64_t max_steps = -1;                    // > 0 overrides num_train_epochs
+  // logging and checkpoints
+  int64_t logging_steps = 10;
+  int64_t save_steps = 500;
+  int64_t save_total_limit = -1;             // <= 0: keep all
+  std::string resume_from_checkpoint;        // "" | "true" (latest in output_dir) | a path
+  std::string output_dir = "output";
+  std::vector<std::string> report_to = {"tensorboard"};  // tensorboard | none
+  bool log_completions = false;
+  // runtime
+  int64_t seed = 42;
+  int64_t threads = 2;
+  std::string device = "cpu";                // cpu | cuda | cuda:N
+  std::string torch_dtype = "float32";       // float32 | bfloat16 | float16
+  // model surgery
+  bool use_peft = false;
+  int64_t lora_r = 8;
+  int64_t lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::vector<std::string> lora_target_modules = {"all-linear"};
+  bool freeze_vision_modules = false;        // = ms-swift freeze_vit
+  bool freeze_aligner = false;               // the PatchMerger
+  double max_seconds = 0.0;                  // > 0: stop (and save) after this wall time
+};
+
+struct GrpoConfig : TrainingConfig {
+  int64_t num_generations = 8;               // G
+  double beta = 0.0;
+  double epsilon = 0.2;
+  double epsilon_high = -1.0;                // < 0: same as epsilon
+  std::string loss_type = "dapo";            // grpo | bnpo | dr_grpo | dapo
+  std::string scale_rewards = "group";       // group | batch | none
+  std::string importance_sampling_level = "token";  // token | sequence (GSPO)
+  int64_t num_iterations = 1;                // mu
+  int64_t steps_per_generation = -1;         // < 0: gradient_accumulation_steps
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int64_t top_k = 0;                         // 0 = off
+  double repetition_penalty = 1.0;
+  int64_t max_completion_length = 512;
+  bool mask_truncated_completions = false;
+  double top_entropy_quantile = 1.0;         // 1.0 = every token
+  std::vector<std::string> reward_funcs;
+  std::vector<double> reward_weights;        // empty = 1 each
+  std::string reward_method;                 // default accu_reward_method for `accuracy`
+  std::string coordinate_format = "absolute_resized";  // how boxes in answers are read
+  int64_t max_resample_times = 0;            // dynamic sampling: redraw all-agree groups
+
+  double effective_epsilon_high() const { return epsilon_high < 0 ? epsilon : epsilon_high; }
+  int64_t effective_steps_per_generation() const {
+    return steps_per_generation > 0 ? steps_per_generation : gradient_accumulation_steps;
+  }
+};
+
+struct SftConfig : TrainingConfig {
+  int64_t max_length = 2048;  // prompt + response tokens; longer samples are dropped with a report
+  SftConfig() { learning_rate = 2e-5; }
+};
+
+void declare(Options& o, TrainingConfig& c);
+void declare(Options& o, GrpoConfig& c);
+void declare(Options& o, SftConfig& c);
+
+// Fails with a message naming the key when settings contradict each other.
+void validate(const TrainingConfig& c);
+void validate(const GrpoConfig& c);
+
+}  // namespace refract::train

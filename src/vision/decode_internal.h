@@ -1,0 +1,23 @@
+// Per-format decoders behind decode_image_bytes. Each returns the image as stored (before
+// EXIF orientation) converted to 8-bit RGB the way PIL's .convert("RGB") does, and the raw
+// EXIF block (TIFF header onwards) when the file carries one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "vision/image.h"
+
+namespace refract::vision::detail {
+
+struct Decoded {
+  Image image;
+  std::string exif;  // TIFF bytes ("II*\0" / "MM\0*" ...), empty when absent
+};
+
+Decoded decode_png(std::string_view bytes, const std::string& name);
+Decoded decode_jpeg(std::string_view bytes, const std::string& name);
+Decoded decode_bmp(std::string_view bytes, const std::string& name);
+Decoded decode_webp(std::string_view bytes, const std::string& name);
+
+}  // namespace refract::vision::detail
