@@ -6,13 +6,24 @@
 #include "cli/command.h"
 #include "common/check.h"
 #include "common/options.h"
+#include "data/config.h"
 #include "data/shapes/synth.h"
+#include "data/validate.h"
+#include "train/config.h"
 
 namespace refract::cli {
 namespace {
 
 struct SynthCommand {
   data::shapes::SynthConfig cfg;
+  Options options;
+};
+
+// `data check` declares the trainer's settings too, so that a training YAML (--config)
+// is accepted as is and the data keys resolve exactly as they do in training.
+struct CheckCommand {
+  train::GrpoConfig cfg;
+  int64_t sft_max_length = 0;  // SftConfig's only extra key, accepted and ignored
   Options options;
 };
 
@@ -37,6 +48,27 @@ void add_data_command(CLI::App& app) {
                 static_cast<long long>(r.num_samples), r.jsonl_path.c_str(), r.seconds,
                 r.seconds > 0 ? static_cast<double>(r.num_samples) / r.seconds : 0.0);
     if (!r.coco_path.empty()) std::printf("wrote COCO instances to %s\n", r.coco_path.c_str());
+  });
+
+  auto check = std::make_shared<CheckCommand>();
+  auto* check_cmd = cmd->add_subcommand(
+      "check",
+      "Load and validate data exactly as training does (same flags: --config, "
+      "--data_file_paths/--image_folders, or --dataset_name) and print, per file, samples read, "
+      "usable, and every rejected sample as <file>:<line>: <reason>. Exits 1 if a sample is "
+      "rejected and on_bad_sample=error.");
+  train::declare(check->options, check->cfg);
+  if (!check->options.has("max_length"))
+    check->options.add("max_length", &check->sft_max_length, "(SFT setting; ignored here)");
+  check->options.add_to(*check_cmd);
+  check_cmd->callback([check] {
+    check->options.parse();
+    train::sync_data(check->cfg);
+    data::DataConfig& d = check->cfg.data;
+    // The trainer owns `reward_method`; as the data files' ':'-list it reaches data here.
+    if (d.reward_method.empty()) d.reward_method = check->cfg.reward_method;
+    const int rc = data::run_data_check(d);
+    if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }
 

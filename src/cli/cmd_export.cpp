@@ -1,12 +1,29 @@
-// `refract export`: placeholder until its issue lands.
+// `refract export`: merge a PEFT LoRA adapter into its base model and write an HF-layout model.
 #include <CLI/CLI.hpp>
+#include <memory>
 
 #include "cli/command.h"
-#include "common/check.h"
+#include "common/options.h"
+#include "serve/export.h"
 
 namespace refract::cli {
+namespace {
+struct ExportCommand {
+  serve::ExportSettings settings;
+  Options options;
+};
+}  // namespace
+
 void add_export_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("export", "(not implemented yet)");
-  cmd->callback([] { REFRACT_FAIL() << "refract export is not implemented yet"; });
+  auto state = std::make_shared<ExportCommand>();
+  auto* cmd = app.add_subcommand(
+      "export", "Merge a LoRA adapter into its base model and write the merged model (HF layout)");
+  serve::declare(state->options, state->settings);
+  state->options.add_to(*cmd);
+  cmd->callback([state] {
+    state->options.parse();
+    serve::run_export(state->settings);
+  });
 }
+
 }  // namespace refract::cli

@@ -153,9 +153,15 @@ ModelOutput Qwen2_5_VLImpl::forward(const ModelInputs& in, KVCache* cache) {
     embeds = embeds.masked_scatter(image_mask.unsqueeze(-1).expand_as(embeds), out.image_embeds.to(embeds.scalar_type()));
   }
 
+  REFRACT_CHECK(n_features == 0 || in.position_ids.defined() || in.image_grid_thw.defined())
+      << "forward: image embeddings need image_grid_thw (or position_ids) for the M-RoPE positions";
   if (in.position_ids.defined()) {
-    out.position_ids = in.position_ids.to(dev);
-    out.rope_deltas = torch::zeros({b, 1}, torch::TensorOptions().dtype(torch::kLong).device(dev));
+    REFRACT_CHECK(in.position_ids.dim() == 3 && in.position_ids.size(0) == 3 && in.position_ids.size(1) == b &&
+                  in.position_ids.size(2) == s)
+        << "forward: position_ids must be [3, " << b << ", " << s << "], got " << in.position_ids.sizes();
+    out.position_ids = in.position_ids.to(dev).to(torch::kLong);
+    // Same definition as get_rope_index: max position + 1 - S (padding holds 1, never the max).
+    out.rope_deltas = (std::get<0>(out.position_ids.amax(2).max(0)) + 1 - s).view({b, 1});
   } else {
     auto ri = get_rope_index(input_ids, in.image_grid_thw, attention_mask);
     out.position_ids = ri.position_ids;

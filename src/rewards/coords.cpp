@@ -10,6 +10,7 @@ CoordMode parse_coord_mode(const std::string& name) {
   if (name == "absolute") return CoordMode::absolute;
   REFRACT_FAIL() << "coords: '" << name
                  << "' is not one of: absolute_resized, normalized_1000, absolute";
+  return CoordMode::absolute;
 }
 
 const char* coord_mode_name(CoordMode mode) {

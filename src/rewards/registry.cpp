@@ -57,6 +57,7 @@ RewardFn make_reward(const std::string& name, const nlohmann::json& settings) {
   for (const auto& e : entries()) known += (known.empty() ? "" : ", ") + std::string(e.name);
   REFRACT_FAIL() << "unknown reward '" << name << "'; known: " << known
                  << ", external:<command>";
+  return {};
 }
 
 std::vector<std::string> reward_names() {

@@ -3,6 +3,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/check.h"
 #include "metrics/text_distance.h"
 #include "rewards/builtin.h"
 #include "rewards/registry.h"
@@ -34,6 +35,7 @@ RewardFn make_cosine(const nlohmann::json& s) {
   const double max_len = setting_double(s, "cosine_max_len", 0.0, n);  // 0: max_completion_length
   const double thr = setting_double(s, "cosine_correct_threshold", 1.0, n);
   const std::string inner_name = setting_string(s, "cosine_accuracy_reward", "accuracy", n);
+  REFRACT_CHECK(inner_name != "cosine") << "reward cosine: cosine_accuracy_reward cannot be cosine";
   RewardFn inner = make_reward(inner_name, s);
   return [=](const std::vector<RewardInput>& batch) {
     const auto acc = inner(batch);

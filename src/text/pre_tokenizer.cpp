@@ -12,6 +12,24 @@ namespace {
 constexpr const char* kWhiteSpaceItems =
     "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
     "\\x{205F}\\x{3000}";
+// ref: HF tokenizers 0.22.2 runs the split regex with Oniguruma built on Unicode 16 tables;
+// PCRE2 10.42 has Unicode 14. Letters and numbers added since are appended to \p{L} / \p{N}
+// (a union: harmless when PCRE2 already knows them).
+#include "text/onig_class_extra.inc"
+
+// `\p{X}` at p[i] (i at the backslash) for X in {L, N}: the class body to use, or nullptr.
+const char* extra_for_property(std::string_view p, size_t i, size_t& len) {
+  if (p.compare(i, 5, "\\p{L}") == 0) {
+    len = 5;
+    return kOnigExtraL;
+  }
+  if (p.compare(i, 5, "\\p{N}") == 0) {
+    len = 5;
+    return kOnigExtraN;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string onig_to_pcre2(std::string_view p) {
@@ -19,6 +37,13 @@ std::string onig_to_pcre2(std::string_view p) {
   int class_depth = 0;
   for (size_t i = 0; i < p.size(); ++i) {
     const char c = p[i];
+    size_t prop_len = 0;
+    if (const char* extra = extra_for_property(p, i, prop_len)) {
+      const std::string item = std::string(p.substr(i, prop_len)) + extra;
+      out += class_depth > 0 ? item : "[" + item + "]";
+      i += prop_len - 1;
+      continue;
+    }
     if (c == '\\' && i + 1 < p.size()) {
       const char n = p[i + 1];
       ++i;

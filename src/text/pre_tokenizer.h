@@ -13,6 +13,7 @@ namespace refract::text {
 // Rewrites an Oniguruma pattern for PCRE2: `\s` / `\S` become explicit White_Space classes.
 // ref: Oniguruma \s (Unicode) = White_Space: includes U+0085; excludes U+180E, U+200B, U+FEFF.
 // PCRE2's UCP \s is "Z or \t\n\v\f\r", which misses U+0085.
+// `\p{L}` / `\p{N}` gain the code points Oniguruma (Unicode 16) has and PCRE2 10.42 lacks.
 std::string onig_to_pcre2(std::string_view pattern);
 
 class RegexSplitter {

@@ -36,7 +36,7 @@ TokenizeStats tokenize_jsonl(const std::string& tokenizer_path, const std::strin
     } catch (const Error& e) {
       REFRACT_FAIL() << input_path << ":" << line_no << ": " << e.what();
     }
-    nlohmann::json o;
+    nlohmann::ordered_json o;  // "ids" first, as the golden files
     o["ids"] = ids;
     o["decoded"] = tok.decode(ids, skip_special_tokens);
     // Invalid UTF-8 cannot occur: decode() already replaced it with U+FFFD.

@@ -184,7 +184,8 @@ TrainerState load_checkpoint(const std::string& dir, torch::optim::Optimizer* op
   if (fs::exists(dir + "/rng_state.pt")) {
     torch::Tensor rng;
     torch::load(rng, dir + "/rng_state.pt");
-    at::detail::getDefaultCPUGenerator().set_state(rng);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng);
   }
   return s;
 }

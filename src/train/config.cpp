@@ -2,21 +2,14 @@
 
 #include "common/check.h"
 #include "common/options.h"
+#include "data/config.h"
 
 namespace refract::train {
 
-void declare(Options& o, TrainingConfig& c) {
+
+static void declare_base(Options& o, TrainingConfig& c) {
   o.add("model_name_or_path", &c.model_name_or_path,
         "model directory in HF layout (config.json + *.safetensors)");
-  o.add("tokenizer_path", &c.tokenizer_path, "tokenizer.json or its directory (\"\" = the model's)");
-  o.add("data_file_paths", &c.data_file_paths, "training data: VLM-R1 JSONL files");
-  o.add("image_folders", &c.image_folders, "image root per data file");
-  o.add("question_template", &c.question_template,
-        "prompt wrapping of the question (VLM-R1 `rec` is word for word)")
-      .choices({"rec", "default", "none"});
-  o.add("max_prompt_length", &c.max_prompt_length, "longest prompt in tokens, image tokens included");
-  o.add("min_pixels", &c.min_pixels, "smart_resize lower bound on image pixels");
-  o.add("max_pixels", &c.max_pixels, "smart_resize upper bound on image pixels");
   o.add("learning_rate", &c.learning_rate,
         "peak AdamW learning rate (TRL GRPO 1e-6; ~1e-5 with LoRA)");
   o.add("lr_scheduler_type", &c.lr_scheduler_type, "learning-rate schedule after warmup")
@@ -61,8 +54,13 @@ void declare(Options& o, TrainingConfig& c) {
   o.add("max_seconds", &c.max_seconds, "stop after this wall time and save (<= 0: no limit)");
 }
 
+void declare(Options& o, TrainingConfig& c) {
+  declare_base(o, c);
+  declare(o, c.data);  // the data keys not declared above (seed is shared: see sync_data)
+}
+
 void declare(Options& o, GrpoConfig& c) {
-  declare(o, static_cast<TrainingConfig&>(c));
+  declare_base(o, c);
   o.add("num_generations", &c.num_generations, "completions sampled per prompt (G, >= 2)");
   o.add("beta", &c.beta, "KL coefficient against the reference policy (0 = no reference)");
   o.add("epsilon", &c.epsilon, "lower clipping range of the importance ratio");
@@ -93,11 +91,13 @@ void declare(Options& o, GrpoConfig& c) {
         "how predicted boxes are read: absolute_resized (Qwen2.5-VL), normalized_1000, absolute");
   o.add("max_resample_times", &c.max_resample_times,
         "dynamic sampling: redraw groups whose rewards all agree, at most N times");
+  declare(o, c.data);
 }
 
 void declare(Options& o, SftConfig& c) {
-  declare(o, static_cast<TrainingConfig&>(c));
+  declare_base(o, c);
   o.add("max_length", &c.max_length, "longest prompt + response in tokens (longer: dropped)");
+  declare(o, c.data);
 }
 
 void validate(const TrainingConfig& c) {

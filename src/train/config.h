@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "data/config.h"
+
 namespace refract {
 class Options;
 }
@@ -14,15 +16,9 @@ namespace refract::train {
 
 // What GRPO and SFT share: optimiser, schedule, model, LoRA, checkpoints, logging, data.
 struct TrainingConfig {
-  // model and data
+  // model and data (data keys: data/config.h, declared after these; seed is copied in)
   std::string model_name_or_path;          // HF-layout directory (config.json + safetensors)
-  std::string tokenizer_path;              // "" = model_name_or_path
-  std::vector<std::string> data_file_paths;  // VLM-R1 JSONL files (':' separated also accepted)
-  std::vector<std::string> image_folders;    // one per data file
-  std::string question_template = "none";  // rec | default | none (prompt wrapping)
-  int64_t max_prompt_length = 1024;
-  int64_t min_pixels = 3136;
-  int64_t max_pixels = 12845056;
+  data::DataConfig data;
   // optimiser and schedule
   double learning_rate = 1e-6;
   std::string lr_scheduler_type = "linear";  // constant | linear | cosine (HF Trainer default)
@@ -98,6 +94,8 @@ struct SftConfig : TrainingConfig {
 void declare(Options& o, TrainingConfig& c);
 void declare(Options& o, GrpoConfig& c);
 void declare(Options& o, SftConfig& c);
+// Copies the shared keys (seed) into the data settings after parsing.
+inline void sync_data(TrainingConfig& c) { c.data.seed = c.seed; }
 
 // Fails with a message naming the key when settings contradict each other.
 void validate(const TrainingConfig& c);

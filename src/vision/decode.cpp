@@ -49,6 +49,11 @@ std::string base64_decode(std::string_view in, const std::string& name) {
 }  // namespace
 
 Image decode_image_bytes(std::string_view bytes, const std::string& name) {
+  return decode_image_bytes(bytes, name, DecodeOptions{});
+}
+
+Image decode_image_bytes(std::string_view bytes, const std::string& name,
+                         const DecodeOptions& options) {
   detail::Decoded d;
   if (starts_with(bytes, "\x89PNG\r\n\x1a\n")) {
     d = detail::decode_png(bytes, name);
@@ -63,15 +68,31 @@ Image decode_image_bytes(std::string_view bytes, const std::string& name) {
     REFRACT_FAIL() << name << ": unsupported image format (expected PNG, JPEG, BMP or WebP; "
                    << bytes.size() << " bytes)";
   }
+  if (options.alpha_on_white && !d.alpha.empty()) {
+    // ref: qwen_vl_utils to_rgb: Image.new("RGB", size, white).paste(img, mask=alpha);
+    // Pillow Paste.c BLEND: DIV255(out * (255 - a) + in * a) with DIV255(x) =
+    // ((x + 128) >> 8 + x + 128) >> 8.
+    uint8_t* p = d.image.rgb.data();
+    for (size_t i = 0; i < d.alpha.size(); ++i) {
+      const int a = d.alpha[i];
+      for (int c = 0; c < 3; ++c, ++p) {
+        const int t = 255 * (255 - a) + *p * a + 128;
+        *p = static_cast<uint8_t>(((t >> 8) + t) >> 8);
+      }
+    }
+  }
+  if (!options.exif_transpose) return std::move(d.image);
   // ref: transformers image_utils.load_image -> PIL.ImageOps.exif_transpose.
   const int orientation = d.exif.empty() ? 0 : exif_orientation(d.exif);
   if (orientation >= 2) return apply_orientation(d.image, orientation);
   return std::move(d.image);
 }
 
-Image decode_image_file(const std::string& path) {
+Image decode_image_file(const std::string& path) { return decode_image_file(path, {}); }
+
+Image decode_image_file(const std::string& path, const DecodeOptions& options) {
   const std::string bytes = read_file(path);
-  return decode_image_bytes(bytes, path);
+  return decode_image_bytes(bytes, path, options);
 }
 
 Image decode_data_url(std::string_view url) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vision/image.h"
 
@@ -13,6 +14,8 @@ namespace refract::vision::detail {
 struct Decoded {
   Image image;
   std::string exif;  // TIFF bytes ("II*\0" / "MM\0*" ...), empty when absent
+  // [height * width] alpha when PIL would open the file as mode RGBA, else empty.
+  std::vector<uint8_t> alpha;
 };
 
 Decoded decode_png(std::string_view bytes, const std::string& name);

@@ -120,6 +120,7 @@ Decoded decode_png(std::string_view bytes, const std::string& name) {
   img.width = width;
   img.height = height;
   img.rgb.resize(size_t(width) * height * 3);
+  if (color_type == PNG_COLOR_TYPE_RGB_ALPHA) out.alpha.resize(size_t(width) * height);
   for (png_uint_32 y = 0; y < height; ++y) {
     const uint8_t* row = raw.data() + y * rowbytes;
     uint8_t* dst = img.rgb.data() + size_t(y) * width * 3;
@@ -148,6 +149,10 @@ Decoded decode_png(std::string_view bytes, const std::string& name) {
           for (int c = 0; c < 3; ++c) {
             const uint32_t v = sample(row, int64_t(x) * channels + c, bit_depth);
             dst[c] = static_cast<uint8_t>(bit_depth == 16 ? v >> 8 : v);
+          }
+          if (channels == 4) {
+            const uint32_t a = sample(row, int64_t(x) * 4 + 3, bit_depth);
+            out.alpha[size_t(y) * width + x] = static_cast<uint8_t>(bit_depth == 16 ? a >> 8 : a);
           }
           break;
         }

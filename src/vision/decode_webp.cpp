@@ -21,10 +21,22 @@ Decoded decode_webp(std::string_view bytes, const std::string& name) {
   img.width = features.width;
   img.height = features.height;
   img.rgb.resize(size_t(img.width) * img.height * 3);
-  // Alpha, when present, is dropped (not composited), as .convert("RGB") does.
-  const uint8_t* ok = WebPDecodeRGBInto(data, bytes.size(), img.rgb.data(), img.rgb.size(),
-                                        static_cast<int>(img.width * 3));
-  REFRACT_CHECK(ok) << name << ": invalid WebP data";
+  if (features.has_alpha) {
+    // PIL opens it as RGBA; the caller drops or composites the alpha.
+    std::vector<uint8_t> rgba(size_t(img.width) * img.height * 4);
+    const uint8_t* ok = WebPDecodeRGBAInto(data, bytes.size(), rgba.data(), rgba.size(),
+                                           static_cast<int>(img.width * 4));
+    REFRACT_CHECK(ok) << name << ": invalid WebP data";
+    out.alpha.resize(size_t(img.width) * img.height);
+    for (size_t i = 0; i < out.alpha.size(); ++i) {
+      std::memcpy(&img.rgb[i * 3], &rgba[i * 4], 3);
+      out.alpha[i] = rgba[i * 4 + 3];
+    }
+  } else {
+    const uint8_t* ok = WebPDecodeRGBInto(data, bytes.size(), img.rgb.data(), img.rgb.size(),
+                                          static_cast<int>(img.width * 3));
+    REFRACT_CHECK(ok) << name << ": invalid WebP data";
+  }
   // RIFF: "RIFF" size "WEBP" then chunks (fourcc, le32 size, payload padded to even).
   size_t pos = 12;
   while (pos + 8 <= bytes.size()) {

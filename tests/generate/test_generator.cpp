@@ -252,8 +252,8 @@ TEST(PadCompletions, RightPadsWithMask) {
   b.ids = {9};
   b.logprobs = {-0.5};
   auto p = pad_completions({a, b}, kPad);
-  EXPECT_TRUE(torch::equal(p.completion_ids, torch::tensor({5, 6, 7, 9, kPad, kPad}, torch::kLong).view({2, 3})));
-  EXPECT_TRUE(torch::equal(p.completion_mask, torch::tensor({1, 1, 1, 1, 0, 0}, torch::kLong).view({2, 3})));
+  EXPECT_TRUE(torch::equal(p.completion_ids, torch::tensor(std::vector<int64_t>{5, 6, 7, 9, kPad, kPad}).view({2, 3})));
+  EXPECT_TRUE(torch::equal(p.completion_mask, torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 0, 0}).view({2, 3})));
   EXPECT_FLOAT_EQ(p.logprobs[1][0].item<float>(), -0.5f);
   EXPECT_FLOAT_EQ(p.logprobs[1][2].item<float>(), 0.0f);
 }

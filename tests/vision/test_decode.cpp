@@ -47,6 +47,20 @@ TEST(Decode, EveryFixtureImageMatchesTheReferenceLoaderByteForByte) {
   EXPECT_EQ(checked, 15);
 }
 
+TEST(Decode, QwenVlUtilsLoaderPastesRgbaOnWhite) {
+  const auto hashes = refract::testing::load_json("decoded_sha256.json");
+  const auto& want = hashes["p02_rgba_w57_h200.qwen_vl_utils.png"];
+  const Image img =
+      decode_image_file(fixture("images/p02_rgba_w57_h200.png"), qwen_vl_utils_loader());
+  EXPECT_EQ(hash(img), want["rgb_sha256"].get<std::string>());
+  // The same bytes as the reference's decoded PNG, read back through our PNG reader.
+  const Image ref = decode_image_file(fixture("decoded/p02_rgba_w57_h200.qwen_vl_utils.png"));
+  EXPECT_TRUE(img.rgb == ref.rgb);
+  // Without alpha the loader is plain .convert("RGB").
+  EXPECT_EQ(decode_image_file(fixture("images/p01_rgb_w30_h31.png"), qwen_vl_utils_loader()).rgb,
+            decode_image_file(fixture("images/p01_rgb_w30_h31.png")).rgb);
+}
+
 TEST(Decode, FromMemoryEqualsFromFile) {
   const std::string path = fixture("images/p11_webp_w448_h336.webp");
   const Image a = decode_image_file(path);
@@ -146,7 +160,7 @@ TEST(Decode, ExifOrientationsTwoToEightFollowTheSpec) {
 // A BMP written by hand: header fields from the format spec, pixels chosen so every row and
 // channel differs.
 std::string bmp(int32_t w, int32_t h, int bpp, uint32_t compression, const std::string& extra,
-                const std::string& pixels) {
+                const std::string& pixels, uint32_t colors_used = 0) {
   auto le = [](uint32_t v, int n) {
     std::string s;
     for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 255));
@@ -156,7 +170,7 @@ std::string bmp(int32_t w, int32_t h, int bpp, uint32_t compression, const std::
   std::string out = "BM" + le(offset + pixels.size(), 4) + le(0, 4) + le(offset, 4);
   out += le(40, 4) + le(static_cast<uint32_t>(w), 4) + le(static_cast<uint32_t>(h), 4) + le(1, 2) +
          le(bpp, 2) + le(compression, 4) + le(static_cast<uint32_t>(pixels.size()), 4) +
-         le(2835, 4) + le(2835, 4) + le(0, 4) + le(0, 4);
+         le(2835, 4) + le(2835, 4) + le(colors_used, 4) + le(0, 4);
   return out + extra + pixels;
 }
 
@@ -170,7 +184,7 @@ TEST(Decode, BmpVariants) {
   EXPECT_EQ(b.rgb, (std::vector<uint8_t>{3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10}));
   // 8-bit palette: 3x1, rows padded to 4 bytes; palette entries are B, G, R, 0.
   const std::string pal("\x10\x20\x30\x00\x40\x50\x60\x00", 8);
-  Image c = decode_image_bytes(bmp(3, 1, 8, 0, pal, std::string("\x01\x00\x01\x00", 4)), "c.bmp");
+  Image c = decode_image_bytes(bmp(3, 1, 8, 0, pal, std::string("\x01\x00\x01\x00", 4), 2), "c.bmp");
   EXPECT_EQ(c.rgb, (std::vector<uint8_t>{0x60, 0x50, 0x40, 0x30, 0x20, 0x10, 0x60, 0x50, 0x40}));
   // 16-bit 5-6-5 BI_BITFIELDS: white, pure red (31 -> 255), mid green 32/63 -> 129.
   const std::string masks("\x00\xf8\x00\x00\xe0\x07\x00\x00\x1f\x00\x00\x00", 12);

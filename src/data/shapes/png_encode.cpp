@@ -36,8 +36,10 @@ std::string encode_png(const vision::Image& image) {
   }
   try {
     png_set_write_fn(png, &out, append_bytes, no_flush);
-    // Level 3 is ~2x faster than the default 6 and within a few percent of its size here.
+    // Level 3 with the Sub filter only: 2.5x faster than the defaults (level 6, adaptive
+    // filters) and 5% larger on shapes-world images (measured, see docs/data.md).
     png_set_compression_level(png, 3);
+    png_set_filter(png, 0, PNG_FILTER_SUB);
     png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
                  static_cast<png_uint_32>(image.height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);

@@ -1,0 +1,177 @@
+// Rollout throughput: prefill and decode tokens/s of refract::generate on randomly
+// initialised Qwen2.5-VL models (presets `tiny` and `small`), at several batch sizes,
+// with model FLOP utilisation against a measured fp32 matmul peak and the peak RSS.
+//
+//   bench_generate [--threads 2] [--presets tiny,small] [--batches 1,8,64]
+//                  [--prompt_len 64] [--new_tokens 32] [--reps 2]
+//
+// Prompts are text-only (so the FLOP count is exact); decode samples with temperature 1
+// and no stop token, so every row runs the full --new_tokens.
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "generate/generator.h"
+#include "model/init.h"
+#include "model/qwen2_5_vl.h"
+
+namespace {
+
+using namespace refract;
+using Clock = std::chrono::steady_clock;
+
+double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double max_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // Linux: KiB
+}
+
+std::vector<int64_t> parse_ints(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
+  return out;
+}
+
+// The presets of `refract model init` (model/init.h) with the vocabulary of the Qwen
+// tokenizer (151669 ids, untied lm_head): the lm_head and the sampler over ~152k logits are a
+// large part of a small model's decode cost. Weights from init_weights (fan-in init).
+model::Qwen2_5_VLConfig preset(const std::string& name) {
+  model::Qwen2_5_VLConfig c = model::preset_config(name);
+  c.vocab_size = 151669;
+  return c;
+}
+
+// Multiply-adds x 2 of one token through the decoder at context length `ctx`
+// (linear layers + attention scores and values), plus the lm_head when `logits`.
+double flops_per_token(const model::Qwen2_5_VLConfig& c, double ctx, bool logits) {
+  const double h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim();
+  const double linear = h * h * 2 + h * kv * 2 + 3 * h * c.intermediate_size;
+  const double attn = 2 * ctx * c.num_attention_heads * c.head_dim();  // QK^T and PV
+  double f = 2 * c.num_hidden_layers * (linear + attn);
+  if (logits) f += 2 * h * c.vocab_size;
+  return f;
+}
+
+// fp32 GEMM peak of this machine with the current thread setting (median of reps).
+double measure_matmul_gflops(int64_t n, int reps) {
+  torch::NoGradGuard ng;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  auto c = torch::mm(a, b);  // warm-up
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    double t0 = now_s();
+    c = torch::mm(a, b);
+    t.push_back(now_s() - t0);
+  }
+  return 2.0 * n * n * n / median(t) / 1e9;
+}
+
+std::vector<generate::PromptInput> make_prompts(int64_t b, int64_t len, int64_t vocab, uint64_t seed) {
+  auto gen = generate::make_generator(seed, 0);
+  auto ids = torch::randint(0, std::min<int64_t>(vocab, 4000), {b, len}, gen, torch::kLong);
+  std::vector<generate::PromptInput> out(b);
+  for (int64_t i = 0; i < b; ++i) {
+    auto row = ids[i].contiguous();
+    out[i].input_ids.assign(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len);
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t threads = 2, prompt_len = 64, new_tokens = 32, reps = 2;
+  std::string presets = "tiny,small", batches = "1,8,64";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--threads") threads = std::stoll(v);
+    else if (k == "--presets") presets = v;
+    else if (k == "--batches") batches = v;
+    else if (k == "--prompt_len") prompt_len = std::stoll(v);
+    else if (k == "--new_tokens") new_tokens = std::stoll(v);
+    else if (k == "--reps") reps = std::stoll(v);
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  torch::set_num_threads(static_cast<int>(threads));
+  torch::manual_seed(0);
+  const double peak = measure_matmul_gflops(1536, 5);
+  std::printf("threads %ld, fp32, prompt_len %ld, new_tokens %ld, median of %ld reps\n",
+              static_cast<long>(threads), static_cast<long>(prompt_len), static_cast<long>(new_tokens),
+              static_cast<long>(reps));
+  std::printf("measured fp32 matmul peak (1536^3 torch::mm): %.1f GFLOP/s\n\n", peak);
+  std::printf("%-6s %5s | %12s %8s | %12s %8s %11s | %9s\n", "preset", "batch", "prefill tok/s",
+              "MFU", "decode tok/s", "MFU", "sample ms", "maxRSS MiB");
+
+  std::stringstream ps(presets);
+  std::string name;
+  while (std::getline(ps, name, ',')) {
+    auto cfg = preset(name);
+    model::Qwen2_5_VL m(cfg);
+    model::init_weights(*m, /*seed=*/0);
+    m->eval();
+    for (int64_t b : parse_ints(batches)) {
+      auto prompts = make_prompts(b, prompt_len, cfg.vocab_size, 1 + b);
+      generate::GenerationConfig gc;
+      gc.do_sample = true;
+      gc.temperature = 1.0;
+      gc.seed = 7;
+      // Warm-up (allocator, thread pool) on one prompt, then `reps` timed runs; the prefill
+      // and decode times come from the same run (GenerationStats).
+      gc.max_new_tokens = 2;
+      generate::generate(*m, {prompts[0]}, gc);
+      gc.max_new_tokens = new_tokens;
+      std::vector<double> pre, dec;
+      double decoded = 0;
+      for (int64_t r = 0; r < reps; ++r) {
+        auto d = generate::generate(*m, prompts, gc);
+        pre.push_back(d.stats.prefill_seconds);
+        dec.push_back(d.stats.decode_seconds);
+        decoded = static_cast<double>(d.stats.decoded_rows);
+      }
+      const double pre_tps = b * prompt_len / median(pre);
+      const double dec_tps = decoded / median(dec);
+      // FLOPs: prefill tokens see on average half the prompt; decode tokens see the prompt
+      // plus on average half the completion. Prefill computes the lm_head for one position.
+      const double pre_flops = b * prompt_len * flops_per_token(cfg, prompt_len / 2.0, false) +
+                               b * 2.0 * cfg.hidden_size * cfg.vocab_size;
+      const double dec_flops = decoded * flops_per_token(cfg, prompt_len + new_tokens / 2.0, true);
+      const double pre_mfu = pre_flops / median(pre) / 1e9 / peak;
+      const double dec_mfu = dec_flops / median(dec) / 1e9 / peak;
+      // The sampler alone on [b, V] logits (part of the decode time above).
+      std::vector<at::Generator> gens;
+      for (int64_t i = 0; i < b; ++i) gens.push_back(generate::make_generator(1, i));
+      auto logits = torch::randn({b, cfg.vocab_size});
+      generate::SamplingConfig sc;
+      std::vector<double> st;
+      for (int i = 0; i < 5; ++i) {
+        double t0 = now_s();
+        generate::sample_next(logits, torch::Tensor(), sc, gens);
+        st.push_back(now_s() - t0);
+      }
+      std::printf("%-6s %5ld | %12.0f %7.1f%% | %12.0f %7.1f%% %11.2f | %9.0f\n", name.c_str(),
+                  static_cast<long>(b), pre_tps, 100 * pre_mfu, dec_tps, 100 * dec_mfu,
+                  1e3 * median(st), max_rss_mib());
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

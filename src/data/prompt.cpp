@@ -1,0 +1,123 @@
+#include "data/prompt.h"
+
+#include "common/check.h"
+
+namespace refract::data {
+
+namespace {
+constexpr const char* kPlaceholder = "<image>";
+constexpr size_t kPlaceholderLen = 7;
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+bool is_box(const nlohmann::json& j) {
+  if (!j.is_array() || j.size() != 4) return false;
+  for (const auto& v : j)
+    if (!v.is_number()) return false;
+  return true;
+}
+}  // namespace
+
+std::string question_template_text(const std::string& name) {
+  if (name == "rec") return kRecTemplate;
+  if (name == "default") return kDefaultTemplate;
+  if (name == "none" || name.empty()) return "{Question}";
+  REFRACT_FAIL() << "question_template: '" << name << "' is not one of rec, default, none";
+}
+
+int64_t count_image_placeholders(const std::string& text) {
+  int64_t n = 0;
+  for (size_t p = text.find(kPlaceholder); p != std::string::npos;
+       p = text.find(kPlaceholder, p + kPlaceholderLen))
+    ++n;
+  return n;
+}
+
+std::string build_content(const std::string& text, int64_t num_images, int64_t first_image,
+                          const std::string& tmpl, std::vector<text::ContentItem>* out) {
+  const int64_t placeholders = count_image_placeholders(text);
+  if (placeholders > 0 && placeholders != num_images)
+    return std::to_string(placeholders) + " <image> placeholder(s) but " +
+           std::to_string(num_images) + " image(s)";
+  const size_t q = tmpl.find("{Question}");
+  const std::string prefix = q == std::string::npos ? "" : tmpl.substr(0, q);
+  const std::string suffix = q == std::string::npos ? tmpl : tmpl.substr(q + 10);
+
+  std::vector<text::ContentItem> items;
+  if (placeholders == 0) {
+    for (int64_t i = 0; i < num_images; ++i) items.push_back(text::ContentItem::make_image(first_image + i));
+    items.push_back(text::ContentItem::make_text(text));
+  } else {
+    int64_t image = first_image;
+    size_t pos = 0;
+    while (true) {
+      const size_t p = text.find(kPlaceholder, pos);
+      const std::string piece = text.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
+      if (!piece.empty()) items.push_back(text::ContentItem::make_text(piece));
+      if (p == std::string::npos) break;
+      items.push_back(text::ContentItem::make_image(image++));
+      pos = p + kPlaceholderLen;
+    }
+  }
+  // The template wraps the question text: prefix on the first text piece, suffix on the last.
+  int64_t first_text = -1, last_text = -1;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].kind != text::ContentItem::Kind::kText) continue;
+    if (first_text < 0) first_text = static_cast<int64_t>(i);
+    last_text = static_cast<int64_t>(i);
+  }
+  if (first_text < 0) {
+    if (!prefix.empty() || !suffix.empty()) items.push_back(text::ContentItem::make_text(prefix + suffix));
+  } else {
+    items[static_cast<size_t>(first_text)].text = prefix + items[static_cast<size_t>(first_text)].text;
+    items[static_cast<size_t>(last_text)].text += suffix;
+  }
+  // Drop a text item that became empty (e.g. an empty question with template "none").
+  for (const auto& it : items)
+    if (it.kind != text::ContentItem::Kind::kText || !it.text.empty()) out->push_back(it);
+  return "";
+}
+
+std::string strip_answer_tags(const std::string& s) {
+  std::string r = s;
+  for (const char* tag : {"<answer>", "</answer>"}) {
+    const std::string t = tag;
+    for (size_t p = r.find(t); p != std::string::npos; p = r.find(t, p)) r.erase(p, t.size());
+  }
+  return trim(r);
+}
+
+ParsedSolution parse_solution(const std::string& text, const std::string& task) {
+  ParsedSolution out;
+  out.value = text;
+  if (task == "ocr" || task == "cls") return out;
+  std::string body = trim(text);
+  // ```json ... ``` fences (VLM-R1 detection solutions).
+  if (body.rfind("```", 0) == 0) {
+    const size_t nl = body.find('\n');
+    const size_t end = body.rfind("```");
+    if (nl != std::string::npos && end != std::string::npos && end > nl) body = trim(body.substr(nl + 1, end - nl - 1));
+  }
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return out;
+  if (j.is_object() && j.contains("bbox_2d") && is_box(j["bbox_2d"])) {
+    if (j.contains("label") && j["label"].is_string()) out.label = j["label"];
+    j = j["bbox_2d"];
+  }
+  if (is_box(j)) {
+    out.inferred_task = "rec";
+  } else if (j.is_array() && !j.empty()) {
+    bool all = true;
+    for (const auto& e : j) all = all && e.is_object() && e.contains("bbox_2d");
+    if (all) out.inferred_task = "det";
+  }
+  out.value = std::move(j);
+  return out;
+}
+
+}  // namespace refract::data

@@ -1,0 +1,202 @@
+#include "train/demo.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "common/atomic_file.h"
+#include "common/check.h"
+#include "common/log.h"
+#include "common/options.h"
+#include "data/load.h"
+#include "data/shapes/synth.h"
+#include "model/commands.h"
+#include "model/qwen2_5_vl.h"
+#include "text/bpe_trainer.h"
+#include "text/tokenizer.h"
+#include "train/evaluate.h"
+#include "train/run.h"
+#include "train/trainer_common.h"
+
+namespace fs = std::filesystem;
+
+namespace refract::train {
+
+void declare(Options& o, DemoConfig& c) {
+  o.add("output", &c.output, "directory for data, runs and summary.json");
+  o.add("seed", &c.seed, "seed of data, sampling and (with --from_scratch) the warm start");
+  o.add("from_scratch", &c.from_scratch,
+        "re-create the warm start: tokenizer, random tiny model, SFT for warm_start_seconds");
+  o.add("warm_start", &c.warm_start, "SFT warm-start checkpoint (HF layout with tokenizer)");
+  o.add("configs_dir", &c.configs_dir, "directory holding demo_sft.yaml and demo_grpo.yaml");
+  o.add("train_samples", &c.train_samples, "in-domain REC training samples to synthesise");
+  o.add("eval_samples", &c.eval_samples, "held-out samples per split (>= 1000 for the bar)");
+  o.add("ood_split", &c.ood_split, "out-of-domain split")
+      .choices({"ood_combo", "ood_crowded", "ood_size", "relational"});
+  o.add("warm_start_seconds", &c.warm_start_seconds, "SFT budget when re-creating the warm start");
+  o.add("rl_seconds", &c.rl_seconds, "GRPO wall-time budget (continued SFT gets the same)");
+  o.add("vocab_size", &c.vocab_size, "tokenizer size with --from_scratch");
+  o.add("threads", &c.threads, "CPU threads");
+}
+
+namespace {
+
+std::string synth(const DemoConfig& c, const std::string& split, int64_t n, int64_t seed,
+                  const std::string& dir) {
+  data::shapes::SynthConfig s;
+  s.task = "rec";
+  s.split = split;
+  s.num_samples = n;
+  s.seed = seed;
+  s.output = dir;
+  s.num_workers = c.threads;
+  auto r = data::shapes::synthesize(s);
+  return r.jsonl_path;
+}
+
+std::vector<data::Sample> load(const std::string& jsonl, const std::string& dir) {
+  data::DataConfig dc;
+  dc.data_file_paths = jsonl;
+  dc.image_folders = dir;
+  dc.question_template = "none";
+  return data::load_dataset(dc).samples;
+}
+
+struct Eval {
+  RecEvalResult in, ood;
+};
+
+Eval eval_model(const std::string& model_dir, const std::vector<data::Sample>& in,
+                const std::vector<data::Sample>& ood, const std::string& tag,
+                const std::string& out_dir) {
+  auto model = model::load_pretrained(model_dir, torch::kCPU, "float32");
+  auto tok = text::Tokenizer::from_file(model_dir);
+  vision::PreprocessConfig pp;
+  RecEvalOptions o;
+  Eval e;
+  o.predictions_path = out_dir + "/predictions_" + tag + "_in_domain.jsonl";
+  e.in = evaluate_rec(*model, tok, in, pp, o);
+  o.predictions_path = out_dir + "/predictions_" + tag + "_out_of_domain.jsonl";
+  e.ood = evaluate_rec(*model, tok, ood, pp, o);
+  LOG_INFO("eval {}: in-domain Acc@0.5 {:.3f} mIoU {:.3f} | out-of-domain Acc@0.5 {:.3f} mIoU {:.3f} ({:.0f} s)",
+           tag, e.in.acc50, e.in.miou, e.ood.acc50, e.ood.miou, e.in.seconds + e.ood.seconds);
+  return e;
+}
+
+nlohmann::json eval_json(const Eval& e) {
+  return {{"in_domain", {{"acc50", e.in.acc50}, {"miou", e.in.miou}, {"n", e.in.num_samples}}},
+          {"out_of_domain", {{"acc50", e.ood.acc50}, {"miou", e.ood.miou}, {"n", e.ood.num_samples}}}};
+}
+
+template <typename Cfg>
+void load_config(Cfg& cfg, const std::string& path) {
+  Options o;
+  declare(o, cfg);
+  if (fs::exists(path)) o.load_yaml_file(path);
+  else LOG_WARN("{} not found: using built-in defaults", path);
+}
+
+}  // namespace
+
+void run_demo(const DemoConfig& c) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::create_directories(c.output);
+  const std::string data_dir = c.output + "/data";
+  LOG_INFO("synthesising the shapes world in {}", data_dir);
+  const std::string train_jsonl = synth(c, "in_domain", c.train_samples, c.seed, data_dir + "/train");
+  const std::string in_jsonl = synth(c, "in_domain", c.eval_samples, c.seed + 1000003, data_dir + "/eval_in");
+  const std::string ood_jsonl = synth(c, c.ood_split, c.eval_samples, c.seed + 2000003, data_dir + "/eval_ood");
+  auto in_samples = load(in_jsonl, data_dir + "/eval_in");
+  auto ood_samples = load(ood_jsonl, data_dir + "/eval_ood");
+
+  std::string start = c.warm_start;
+  if (c.from_scratch || !fs::exists(start + "/config.json")) {
+    REFRACT_CHECK(c.from_scratch) << "warm start " << start << " not found (run with --from_scratch)";
+    // Tokenizer trained on the training prompts and answers, then a random tiny model.
+    std::vector<std::string> corpus;
+    for (const auto& s : load(train_jsonl, data_dir + "/train")) {
+      for (const auto& m : s.prompt)
+        for (const auto& it : m.content)
+          if (it.kind == text::ContentItem::Kind::kText) corpus.push_back(it.text);
+      corpus.push_back(s.response);
+    }
+    const std::string init_dir = c.output + "/init";
+    text::build_byte_level_bpe_tokenizer(corpus, c.vocab_size, init_dir + "/tokenizer");
+    model::ModelInitSettings mi;
+    mi.preset = "tiny";
+    mi.tokenizer = init_dir + "/tokenizer";
+    mi.output = init_dir + "/model";
+    mi.seed = c.seed;
+    mi.threads = c.threads;
+    model::run_model_init(mi);
+    SftConfig sft;
+    load_config(sft, c.configs_dir + "/demo_sft.yaml");
+    sft.model_name_or_path = mi.output;
+    sft.data.data_file_paths = train_jsonl;
+    sft.data.image_folders = data_dir + "/train";
+    sft.output_dir = c.output + "/warm_start";
+    sft.max_seconds = c.warm_start_seconds;
+    sft.seed = c.seed;
+    sft.threads = c.threads;
+    RunSummary ws = run_sft(sft);
+    start = ws.final_checkpoint;
+  }
+  LOG_INFO("warm start: {}", start);
+  Eval e_start = eval_model(start, in_samples, ood_samples, "sft_start", c.output);
+
+  GrpoConfig grpo;
+  load_config(grpo, c.configs_dir + "/demo_grpo.yaml");
+  grpo.model_name_or_path = start;
+  grpo.data.data_file_paths = train_jsonl;
+  grpo.data.image_folders = data_dir + "/train";
+  grpo.output_dir = c.output + "/grpo";
+  grpo.max_seconds = c.rl_seconds;
+  grpo.seed = c.seed;
+  grpo.threads = c.threads;
+  RunSummary g = run_grpo(grpo);
+  Eval e_grpo = eval_model(g.final_checkpoint, in_samples, ood_samples, "grpo", c.output);
+
+  SftConfig sft;
+  load_config(sft, c.configs_dir + "/demo_sft.yaml");
+  sft.model_name_or_path = start;
+  sft.data.data_file_paths = train_jsonl;
+  sft.data.image_folders = data_dir + "/train";
+  sft.output_dir = c.output + "/sft_continued";
+  sft.max_seconds = g.wall_seconds;  // same wall time as GRPO
+  sft.seed = c.seed;
+  sft.threads = c.threads;
+  RunSummary s = run_sft(sft);
+  Eval e_sft = eval_model(s.final_checkpoint, in_samples, ood_samples, "sft_continued", c.output);
+
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json summary = {
+      {"seed", c.seed},
+      {"sft_start", eval_json(e_start)},
+      {"grpo", eval_json(e_grpo)},
+      {"sft_continued", eval_json(e_sft)},
+      {"grpo_reward_start", g.first_reward},
+      {"grpo_reward_end", g.last_reward},
+      {"grpo_steps", g.last_step},
+      {"grpo_seconds", g.wall_seconds},
+      {"sft_continued_steps", s.last_step},
+      {"sft_continued_seconds", s.wall_seconds},
+      {"warm_start", start},
+      {"ood_split", c.ood_split},
+      {"wall_seconds", wall}};
+  write_file_atomic(c.output + "/summary.json", summary.dump(2));
+  std::printf("\n%-14s | %-20s | %-20s\n", "", "in-domain", c.ood_split.c_str());
+  std::printf("%-14s | %9s %10s | %9s %10s\n", "model", "Acc@0.5", "mIoU", "Acc@0.5", "mIoU");
+  auto row = [](const char* name, const Eval& e) {
+    std::printf("%-14s | %8.1f%% %10.3f | %8.1f%% %10.3f\n", name, 100 * e.in.acc50, e.in.miou,
+                100 * e.ood.acc50, e.ood.miou);
+  };
+  row("sft_start", e_start);
+  row("grpo", e_grpo);
+  row("sft_continued", e_sft);
+  std::printf("GRPO mean sampled reward: %.4f -> %.4f over %lld steps (%.0f s); total %.0f s\n",
+              g.first_reward, g.last_reward, (long long)g.last_step, g.wall_seconds, wall);
+  std::printf("summary: %s/summary.json\n", c.output.c_str());
+}
+
+}  // namespace refract::train

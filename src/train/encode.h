@@ -1,0 +1,39 @@
+// A Sample turned into what the model and the rewards consume: chat-template token ids,
+// pixel_values / image_grid_thw from the Qwen2-VL image processor, image sizes for reward
+// coordinate mapping. Images are decoded and preprocessed here (cached by the caller).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/sample.h"
+#include "rewards/reward.h"
+#include "vision/preprocess.h"
+
+namespace refract::text {
+class Tokenizer;
+}
+
+namespace refract::train {
+
+struct EncodedSample {
+  std::vector<int64_t> prompt_ids;    // conversation up to `<|im_start|>assistant\n`
+  std::vector<int64_t> full_ids;      // prompt + response + <|im_end|>\n (SFT only)
+  std::vector<uint8_t> labels_mask;   // [full_ids] 1 on assistant tokens (SFT only)
+  torch::Tensor pixel_values;         // [N, 1176] float (CPU); undefined without images
+  torch::Tensor image_grid_thw;       // [I, 3] int64
+  std::vector<rewards::ImageSize> image_sizes;
+  std::string prompt_text;            // rendered prompt (logs, rewards)
+};
+
+// with_response: also encode the assistant target (SFT). Throws naming sample.source.
+EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& tok,
+                            const vision::PreprocessConfig& pp, bool with_response);
+
+// Concatenates per-sample image tensors (rows of the batch in order).
+void concat_images(const std::vector<const EncodedSample*>& rows, torch::Tensor* pixel_values,
+                   torch::Tensor* image_grid_thw);
+
+}  // namespace refract::train

@@ -1,0 +1,37 @@
+// Greedy REC evaluation of a model on held-out samples: Acc@0.5 (IoU strictly > 0.5, the
+// VLM-R1 / RefCOCO convention) and mean IoU, with boxes read from the completion the way the
+// `iou` reward reads them.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/sample.h"
+#include "model/qwen2_5_vl.h"
+#include "vision/preprocess.h"
+
+namespace refract::text {
+class Tokenizer;
+}
+
+namespace refract::train {
+
+struct RecEvalResult {
+  int64_t num_samples = 0;
+  double acc50 = 0;
+  double miou = 0;
+  double seconds = 0;
+};
+
+struct RecEvalOptions {
+  int64_t batch_size = 32;
+  int64_t max_new_tokens = 64;
+  std::string coordinate_format = "absolute_resized";
+  std::string predictions_path;  // optional JSONL of {id, completion, iou}
+};
+
+RecEvalResult evaluate_rec(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
+                           const std::vector<data::Sample>& samples,
+                           const vision::PreprocessConfig& pp, const RecEvalOptions& opt);
+
+}  // namespace refract::train

@@ -1,0 +1,367 @@
+// GRPO, shaped like TRL's GRPOTrainer: prepare_inputs (generate a round every
+// steps_per_generation x num_iterations micro-batches, then hand out slices) ->
+// generate_and_score (rollout, old / reference log-probs, rewards, group advantages) ->
+// compute_loss (grpo_loss.h) -> optimizer step. One `step` here is one optimizer step of
+// gradient_accumulation_steps micro-batches of per_device_train_batch_size completions.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "data/rng.h"
+#include "generate/generator.h"
+#include "rewards/registry.h"
+#include "train/advantages.h"
+#include "train/grpo_loss.h"
+#include "train/logprobs.h"
+#include "train/run.h"
+#include "train/trainer_common.h"
+
+namespace refract::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// One generation round: P prompts x G completions, reused for num_iterations passes.
+struct Round {
+  std::vector<int64_t> sample_of_row;   // [N] dataset index of each completion's prompt
+  torch::Tensor completion_ids;         // [N, T]
+  torch::Tensor completion_mask;        // [N, T] float (truncated rows zeroed when asked)
+  torch::Tensor advantages;             // [N]
+  torch::Tensor old_logps;              // [N, T] when num_iterations > 1
+  torch::Tensor ref_logps;              // [N, T] when beta != 0
+  std::vector<torch::Tensor> embeds;    // per row: image embeds (frozen vision tower)
+  double num_items = 0;                 // active tokens in the round (dapo)
+  std::map<std::string, double> metrics;
+};
+
+class GrpoTrainer {
+ public:
+  explicit GrpoTrainer(const GrpoConfig& c) : cfg_(c), setup_(make_setup(c)) {
+    for (size_t k = 0; k < cfg_.reward_funcs.size(); ++k) {
+      nlohmann::json settings = {{"coords", cfg_.coordinate_format}};
+      reward_fns_.push_back(rewards::make_reward(cfg_.reward_funcs[k], settings));
+    }
+    REFRACT_CHECK(!reward_fns_.empty()) << "reward_funcs is required (e.g. iou format)";
+    weights_ = cfg_.reward_weights;
+    vision_frozen_ = cfg_.freeze_vision_modules;
+    spg_ = cfg_.effective_steps_per_generation();
+    const int64_t gen_batch = cfg_.per_device_train_batch_size * spg_;
+    prompts_per_round_ = gen_batch / cfg_.num_generations;
+    const double prompts_per_step = static_cast<double>(prompts_per_round_) *
+                                    cfg_.gradient_accumulation_steps /
+                                    static_cast<double>(spg_ * cfg_.num_iterations);
+    int64_t total = cfg_.max_steps;
+    if (total <= 0)
+      total = static_cast<int64_t>(std::ceil(cfg_.num_train_epochs *
+                                             static_cast<double>(setup_.samples.size()) /
+                                             prompts_per_step));
+    loop_ = std::make_unique<TrainLoop>(cfg_, setup_, total, prompts_per_step);
+    loop_->get_extra = [this] { return nlohmann::json{{"num_tokens", num_tokens_}}; };
+    loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
+    order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
+                                         static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
+    if (cfg_.beta != 0.0) {
+      // Full fine-tuning: the reference is a frozen copy of the initial weights.
+      ref_model_ = model::load_pretrained(cfg_.model_name_or_path, setup_.device, cfg_.torch_dtype);
+      ref_model_->eval();
+      for (auto& p : ref_model_->parameters()) p.set_requires_grad(false);
+    }
+  }
+
+  RunSummary run() {
+    RunSummary sum;
+    sum.output_dir = cfg_.output_dir;
+    const int64_t first = loop_->start();
+    sum.first_step = first;
+    const auto t0 = Clock::now();
+    int64_t step = first;
+    bool have_first = false;
+    for (; step <= loop_->total_steps(); ++step) {
+      auto metrics = train_step(step);
+      if (metrics.count("reward")) {
+        if (!have_first) sum.first_reward = metrics["reward"], have_first = true;
+        sum.last_reward = metrics["reward"];
+      }
+      const bool stop = loop_->out_of_time();
+      loop_->end_step(step, metrics, stop || step == loop_->total_steps());
+      if (stop) {
+        LOG_INFO("max_seconds reached after step {}", step);
+        break;
+      }
+    }
+    sum.last_step = std::min(step, loop_->total_steps());
+    sum.wall_seconds = since(t0);
+    sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
+    sum.log_history = loop_->logger().log_history();
+    return sum;
+  }
+
+ private:
+  // ---- generate_and_score ---------------------------------------------------------------
+  Round generate_and_score(int64_t round_id) {
+    Round r;
+    auto& model = *setup_.model;
+    const int64_t g = cfg_.num_generations;
+    std::vector<generate::PromptInput> prompts;
+    std::vector<int64_t> sample_of_prompt;
+    for (int64_t i = 0; i < prompts_per_round_; ++i) {
+      const int64_t idx = order_->at(round_id * prompts_per_round_ + i);
+      const EncodedSample& e = setup_.encode(idx, false);
+      generate::PromptInput pi;
+      pi.input_ids = e.prompt_ids;
+      pi.pixel_values = e.pixel_values;
+      pi.image_grid_thw = e.image_grid_thw;
+      prompts.push_back(pi);
+      sample_of_prompt.push_back(idx);
+    }
+    generate::GenerationConfig gc;
+    gc.max_new_tokens = cfg_.max_completion_length;
+    gc.do_sample = true;
+    gc.temperature = cfg_.temperature;
+    gc.top_p = cfg_.top_p;
+    gc.top_k = cfg_.top_k;
+    gc.repetition_penalty = cfg_.repetition_penalty;
+    gc.seed = static_cast<int64_t>(data::derive_seed(cfg_.seed, 1000003 + round_id) >> 1);
+    gc.stop_token_ids = {setup_.eos_id};
+    gc.num_generations = g;
+    gc.pad_token_id = setup_.pad_id;
+    auto t_gen = Clock::now();
+    const bool was_training = model.is_training();
+    model.eval();
+    generate::GenerationResult gen = generate::generate(model, prompts, gc);
+    if (was_training) model.train();
+    r.metrics["time/generation"] = since(t_gen);
+    generate::PaddedCompletions pc = generate::pad_completions(gen.completions, setup_.pad_id);
+    const int64_t n = static_cast<int64_t>(gen.completions.size());
+    r.completion_ids = pc.completion_ids;
+    r.completion_mask = pc.completion_mask.to(torch::kFloat32);
+    std::vector<double> lengths;
+    int64_t truncated = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& c = gen.completions[i];
+      r.sample_of_row.push_back(sample_of_prompt[c.prompt_index]);
+      lengths.push_back(static_cast<double>(c.ids.size()));
+      if (c.finish_reason != generate::FinishReason::kEos) {
+        ++truncated;
+        // ref: trl mask_truncated_completions: a completion that never ended teaches nothing.
+        if (cfg_.mask_truncated_completions) r.completion_mask[i].zero_();
+      }
+    }
+    r.num_items = r.completion_mask.sum().item<double>();
+
+    // Image embeddings once per prompt when the vision tower is frozen (no grad needed).
+    auto t_lp = Clock::now();
+    if (vision_frozen_) {
+      torch::NoGradGuard ng;
+      std::vector<torch::Tensor> per_prompt;
+      for (const auto& pi : prompts)
+        per_prompt.push_back(pi.pixel_values.defined()
+                                 ? model.encode_images(pi.pixel_values.to(setup_.device, model.dtype()),
+                                                       pi.image_grid_thw.to(setup_.device))
+                                 : torch::Tensor());
+      for (int64_t i = 0; i < n; ++i) r.embeds.push_back(per_prompt[gen.completions[i].prompt_index]);
+    }
+    // Old log-probs only when the round is reused (mu > 1); else old = current.detach().
+    if (cfg_.num_iterations > 1 || cfg_.beta != 0.0) {
+      torch::NoGradGuard ng;
+      std::vector<torch::Tensor> old_parts, ref_parts;
+      const int64_t mb = cfg_.per_device_train_batch_size;
+      for (int64_t s = 0; s < n; s += mb) {
+        const int64_t e = std::min(n, s + mb);
+        PolicyBatch pb = make_batch(r, s, e);
+        if (cfg_.num_iterations > 1) old_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
+        if (cfg_.beta != 0.0) {
+          if (vision_frozen_) pb = make_batch(r, s, e, /*use_embeds=*/false);
+          ref_parts.push_back(completion_logps(*ref_model_, pb, cfg_.temperature, false).logps);
+        }
+      }
+      if (!old_parts.empty()) r.old_logps = torch::cat(old_parts);
+      if (!ref_parts.empty()) r.ref_logps = torch::cat(ref_parts);
+    }
+    r.metrics["time/old_ref_logps"] = since(t_lp);
+
+    // Rewards.
+    auto t_rw = Clock::now();
+    std::vector<rewards::RewardInput> inputs(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& c = gen.completions[i];
+      const data::Sample& smp = setup_.samples[r.sample_of_row[i]];
+      const EncodedSample& e = setup_.encode(r.sample_of_row[i], false);
+      auto& in = inputs[i];
+      in.prompt = e.prompt_text;
+      in.completion_ids.assign(c.ids.begin(), c.ids.end());
+      // ref: VLM-R1 decodes completions with skip_special_tokens=True.
+      in.completion = setup_.tokenizer->decode(in.completion_ids, true);
+      in.solution = smp.solution;
+      in.extra = smp.extra;
+      in.reward_method = smp.reward_method.empty() ? cfg_.reward_method : smp.reward_method;
+      in.images = e.image_sizes;
+      in.max_completion_length = cfg_.max_completion_length;
+    }
+    std::vector<std::vector<std::optional<double>>> per_func(n, std::vector<std::optional<double>>(reward_fns_.size()));
+    for (size_t k = 0; k < reward_fns_.size(); ++k) {
+      auto vals = reward_fns_[k](inputs);
+      REFRACT_CHECK(static_cast<int64_t>(vals.size()) == n)
+          << "reward " << cfg_.reward_funcs[k] << " returned " << vals.size() << " values for " << n;
+      double sum = 0, cnt = 0;
+      std::vector<double> present;
+      for (int64_t i = 0; i < n; ++i) {
+        per_func[i][k] = vals[i];
+        if (vals[i]) sum += *vals[i], cnt += 1, present.push_back(*vals[i]);
+      }
+      r.metrics["rewards/" + cfg_.reward_funcs[k] + "/mean"] = cnt ? sum / cnt : 0.0;
+      r.metrics["rewards/" + cfg_.reward_funcs[k] + "/std"] = unbiased_std(present);
+    }
+    AdvantageResult adv = compute_advantages(per_func, weights_, g, cfg_.scale_rewards);
+    r.advantages = torch::tensor(adv.advantages, torch::kFloat32);
+    r.metrics["time/rewards"] = since(t_rw);
+    r.metrics["reward"] = adv.reward_mean;
+    r.metrics["reward_std"] = adv.reward_std;
+    r.metrics["frac_reward_zero_std"] = adv.frac_reward_zero_std;
+    r.metrics["completions/mean_length"] = std::accumulate(lengths.begin(), lengths.end(), 0.0) / std::max<int64_t>(1, n);
+    r.metrics["completions/min_length"] = *std::min_element(lengths.begin(), lengths.end());
+    r.metrics["completions/max_length"] = *std::max_element(lengths.begin(), lengths.end());
+    r.metrics["completions/clipped_ratio"] = static_cast<double>(truncated) / std::max<int64_t>(1, n);
+    int64_t prompt_tokens = 0;
+    for (const auto& pi : prompts) prompt_tokens += static_cast<int64_t>(pi.input_ids.size()) * g;
+    num_tokens_ += prompt_tokens + static_cast<int64_t>(pc.completion_mask.sum().item<double>());
+    r.metrics["num_tokens"] = static_cast<double>(num_tokens_);
+
+    if (cfg_.log_completions) {
+      for (int64_t i = 0; i < n; ++i) {
+        nlohmann::json rec = {{"round", round_id},
+                              {"sample", setup_.samples[r.sample_of_row[i]].id},
+                              {"prompt", inputs[i].prompt},
+                              {"completion", inputs[i].completion},
+                              {"advantage", adv.advantages[i]},
+                              {"reward", adv.rewards[i]}};
+        for (size_t k = 0; k < reward_fns_.size(); ++k)
+          rec["rewards"][cfg_.reward_funcs[k]] = per_func[i][k] ? nlohmann::json(*per_func[i][k]) : nlohmann::json();
+        loop_->logger().log_completion(rec);
+      }
+    }
+    return r;
+  }
+
+  PolicyBatch make_batch(const Round& r, int64_t s, int64_t e, bool use_embeds = true) {
+    PolicyBatch pb;
+    pb.pad_id = setup_.pad_id;
+    pb.completion_ids = r.completion_ids.slice(0, s, e);
+    pb.completion_mask = r.completion_mask.slice(0, s, e);
+    std::vector<const EncodedSample*> rows;
+    std::vector<torch::Tensor> embeds;
+    for (int64_t i = s; i < e; ++i) {
+      const EncodedSample& enc = setup_.encode(r.sample_of_row[i], false);
+      pb.prompt_ids.push_back(enc.prompt_ids);
+      rows.push_back(&enc);
+      if (use_embeds && vision_frozen_ && r.embeds[i].defined()) embeds.push_back(r.embeds[i]);
+    }
+    concat_images(rows, &pb.pixel_values, &pb.image_grid_thw);
+    if (!embeds.empty()) pb.image_embeds = torch::cat(embeds), pb.pixel_values = torch::Tensor();
+    return pb;
+  }
+
+  // ---- one optimizer step ------------------------------------------------------------------
+  std::map<std::string, double> train_step(int64_t step) {
+    const auto t_step = Clock::now();
+    loop_->begin_step(step);
+    auto& model = *setup_.model;
+    model.train();
+    std::map<std::string, double> m;
+    const int64_t ga = cfg_.gradient_accumulation_steps;
+    const int64_t mb = cfg_.per_device_train_batch_size;
+    const int64_t generate_every = spg_ * cfg_.num_iterations;
+    double loss_sum = 0, kl_sum = 0, ent_sum = 0, clip_lo = 0, clip_hi = 0, clip_reg = 0;
+    double fb_time = 0;
+    for (int64_t j = 0; j < ga; ++j) {
+      const int64_t micro = (step - 1) * ga + j;  // global micro-batch index
+      const int64_t round_id = micro / generate_every;
+      if (!round_ || round_id_ != round_id) {
+        round_.reset();
+        round_ = std::make_unique<Round>(generate_and_score(round_id));
+        round_id_ = round_id;
+        for (const auto& [k, v] : round_->metrics) m[k] = v;
+      }
+      const Round& r = *round_;
+      const int64_t slice = micro % spg_;
+      const int64_t s = slice * mb, e = s + mb;
+      auto t_fb = Clock::now();
+      PolicyBatch pb = make_batch(r, s, e);
+      const bool want_entropy = true;
+      PolicyLogps lp = completion_logps(model, pb, cfg_.temperature, want_entropy);
+      GrpoLossInputs in;
+      in.per_token_logps = lp.logps;
+      const torch::Tensor mask = r.completion_mask.slice(0, s, e).to(setup_.device);
+      if (r.old_logps.defined()) in.old_per_token_logps = r.old_logps.slice(0, s, e);
+      if (r.ref_logps.defined()) in.ref_per_token_logps = r.ref_logps.slice(0, s, e);
+      in.advantages = r.advantages.slice(0, s, e).to(setup_.device);
+      in.completion_mask = mask;
+      if (cfg_.top_entropy_quantile < 1.0)
+        in.entropy_mask = high_entropy_mask(lp.entropies, mask, 1.0 - cfg_.top_entropy_quantile);
+      GrpoLossOptions o;
+      o.loss_type = cfg_.loss_type;
+      o.importance_sampling_level = cfg_.importance_sampling_level;
+      o.epsilon_low = cfg_.epsilon;
+      o.epsilon_high = cfg_.effective_epsilon_high();
+      o.beta = cfg_.beta;
+      o.gradient_accumulation_steps = ga;
+      o.max_completion_length = cfg_.max_completion_length;
+      // ref: trl: num_items_in_batch = active tokens of the generation batch / num iterations'
+      // share seen per optimizer step: the round's tokens scaled to GA micro-batches.
+      o.num_items_in_batch = std::max(1.0, r.num_items * static_cast<double>(ga) / static_cast<double>(spg_));
+      GrpoLossOutput out = grpo_loss(in, o);
+      out.loss.backward();
+      fb_time += since(t_fb);
+      loss_sum += out.loss.item<double>();
+      kl_sum += out.kl;
+      const double msum = mask.sum().item<double>();
+      ent_sum += msum > 0 ? (lp.entropies * mask).sum().item<double>() / msum : 0.0;
+      clip_lo += out.clip_ratio_low;
+      clip_hi += out.clip_ratio_high;
+      clip_reg += out.clip_ratio_region;
+    }
+    auto t_opt = Clock::now();
+    m["grad_norm"] = loop_->optimizer_step();
+    m["time/optimizer"] = since(t_opt);
+    m["time/forward_backward"] = fb_time;
+    m["loss"] = loss_sum;  // summed over micro-batches: each is already divided by GA
+    if (cfg_.beta != 0.0) m["kl"] = kl_sum / ga;
+    m["entropy"] = ent_sum / ga;
+    m["clip_ratio/low_mean"] = clip_lo / ga;
+    m["clip_ratio/high_mean"] = clip_hi / ga;
+    m["clip_ratio/region_mean"] = clip_reg / ga;
+    m["step_time"] = since(t_step);
+    return m;
+  }
+
+  GrpoConfig cfg_;
+  TrainSetup setup_;
+  std::unique_ptr<TrainLoop> loop_;
+  std::unique_ptr<DataOrder> order_;
+  std::vector<rewards::RewardFn> reward_fns_;
+  std::vector<double> weights_;
+  model::Qwen2_5_VL ref_model_{nullptr};
+  std::unique_ptr<Round> round_;
+  int64_t round_id_ = -1;
+  int64_t spg_ = 1;
+  int64_t prompts_per_round_ = 1;
+  int64_t num_tokens_ = 0;
+  bool vision_frozen_ = false;
+};
+
+}  // namespace
+
+RunSummary run_grpo(const GrpoConfig& config) {
+  validate(config);
+  GrpoTrainer t(config);
+  return t.run();
+}
+
+}  // namespace refract::train

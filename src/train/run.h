@@ -1,0 +1,26 @@
+// Entry points of the trainers (no torch types: the CLI includes this).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "train/config.h"
+
+namespace refract::train {
+
+struct RunSummary {
+  int64_t first_step = 0;       // first step run by this process (> 1 after a resume)
+  int64_t last_step = 0;
+  double wall_seconds = 0;
+  double first_reward = 0;      // GRPO: mean sampled reward of the first / last rounds
+  double last_reward = 0;
+  std::string output_dir;
+  std::string final_checkpoint;
+  nlohmann::json log_history;
+};
+
+// `refract grpo`: TRL GRPOTrainer semantics (../shared/docs/grpo.md).
+RunSummary run_grpo(const GrpoConfig& config);
+// `refract sft`: assistant-token cross-entropy, mean_token_accuracy.
+RunSummary run_sft(const SftConfig& config);
+
+}  // namespace refract::train

@@ -1,0 +1,143 @@
+// SFT: cross-entropy on assistant tokens only (system, user, image and role-header tokens are
+// masked), mean over the micro-batch's assistant tokens / GA, mean_token_accuracy as in TRL's
+// SFTTrainer. Same optimiser, schedule, checkpoint and logging machinery as GRPO.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "train/run.h"
+#include "train/trainer_common.h"
+
+namespace refract::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+class SftTrainer {
+ public:
+  explicit SftTrainer(const SftConfig& c) : cfg_(c), setup_(make_setup(c)) {
+    const double per_step = static_cast<double>(cfg_.per_device_train_batch_size *
+                                                cfg_.gradient_accumulation_steps);
+    int64_t total = cfg_.max_steps;
+    if (total <= 0)
+      total = static_cast<int64_t>(std::ceil(cfg_.num_train_epochs *
+                                             static_cast<double>(setup_.samples.size()) / per_step));
+    loop_ = std::make_unique<TrainLoop>(cfg_, setup_, total, per_step);
+    loop_->get_extra = [this] { return nlohmann::json{{"num_tokens", num_tokens_}}; };
+    loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
+    order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
+                                         static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
+  }
+
+  RunSummary run() {
+    RunSummary sum;
+    sum.output_dir = cfg_.output_dir;
+    const int64_t first = loop_->start();
+    sum.first_step = first;
+    const auto t0 = Clock::now();
+    int64_t step = first;
+    for (; step <= loop_->total_steps(); ++step) {
+      auto metrics = train_step(step);
+      const bool stop = loop_->out_of_time();
+      loop_->end_step(step, metrics, stop || step == loop_->total_steps());
+      if (stop) {
+        LOG_INFO("max_seconds reached after step {}", step);
+        break;
+      }
+    }
+    sum.last_step = std::min(step, loop_->total_steps());
+    sum.wall_seconds = since(t0);
+    sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
+    sum.log_history = loop_->logger().log_history();
+    return sum;
+  }
+
+ private:
+  std::map<std::string, double> train_step(int64_t step) {
+    const auto t_step = Clock::now();
+    loop_->begin_step(step);
+    auto& model = *setup_.model;
+    model.train();
+    const int64_t ga = cfg_.gradient_accumulation_steps;
+    const int64_t mb = cfg_.per_device_train_batch_size;
+    double loss_sum = 0, correct = 0, total = 0, fb = 0;
+    for (int64_t j = 0; j < ga; ++j) {
+      auto t_fb = Clock::now();
+      std::vector<std::vector<int64_t>> ids;
+      std::vector<const EncodedSample*> rows;
+      for (int64_t i = 0; i < mb; ++i) {
+        const int64_t k = ((step - 1) * ga + j) * mb + i;
+        const EncodedSample& e = setup_.encode(order_->at(k), true);
+        REFRACT_CHECK(static_cast<int64_t>(e.full_ids.size()) <= cfg_.max_length)
+            << "sample longer than max_length (" << e.full_ids.size() << " > " << cfg_.max_length << ")";
+        ids.push_back(e.full_ids);
+        rows.push_back(&e);
+      }
+      torch::Tensor input_ids, attn;
+      pad_right(ids, setup_.pad_id, &input_ids, &attn);
+      torch::Tensor labels_mask = torch::zeros_like(attn, torch::kFloat32);
+      {
+        auto a = labels_mask.accessor<float, 2>();
+        for (size_t r = 0; r < rows.size(); ++r)
+          for (size_t t = 0; t < rows[r]->labels_mask.size(); ++t) a[r][t] = rows[r]->labels_mask[t];
+      }
+      model::ModelInputs in;
+      in.input_ids = input_ids.to(setup_.device);
+      in.attention_mask = attn.to(setup_.device);
+      concat_images(rows, &in.pixel_values, &in.image_grid_thw);
+      if (in.pixel_values.defined()) {
+        in.pixel_values = in.pixel_values.to(setup_.device, model.dtype());
+        in.image_grid_thw = in.image_grid_thw.to(setup_.device);
+      }
+      model::ModelOutput out = model.forward(in);
+      // Position t predicts token t + 1.
+      torch::Tensor logits = out.logits.slice(1, 0, -1).to(torch::kFloat32);
+      torch::Tensor target = in.input_ids.slice(1, 1);
+      torch::Tensor mask = labels_mask.slice(1, 1).to(setup_.device);
+      torch::Tensor lp = torch::log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1);
+      const double n_tok = mask.sum().item<double>();
+      torch::Tensor loss = -(lp * mask).sum() / std::max(1.0, n_tok) / static_cast<double>(ga);
+      loss.backward();
+      loss_sum += loss.item<double>();
+      {
+        torch::NoGradGuard ng;
+        correct += ((logits.argmax(-1) == target).to(torch::kFloat32) * mask).sum().item<double>();
+        total += n_tok;
+      }
+      num_tokens_ += attn.sum().item<int64_t>();
+      fb += since(t_fb);
+    }
+    std::map<std::string, double> m;
+    auto t_opt = Clock::now();
+    m["grad_norm"] = loop_->optimizer_step();
+    m["time/optimizer"] = since(t_opt);
+    m["time/forward_backward"] = fb;
+    m["loss"] = loss_sum;
+    m["mean_token_accuracy"] = total > 0 ? correct / total : 0.0;
+    m["num_tokens"] = static_cast<double>(num_tokens_);
+    m["step_time"] = since(t_step);
+    return m;
+  }
+
+  SftConfig cfg_;
+  TrainSetup setup_;
+  std::unique_ptr<TrainLoop> loop_;
+  std::unique_ptr<DataOrder> order_;
+  int64_t num_tokens_ = 0;
+};
+
+}  // namespace
+
+RunSummary run_sft(const SftConfig& config) {
+  validate(config);
+  SftTrainer t(config);
+  return t.run();
+}
+
+}  // namespace refract::train

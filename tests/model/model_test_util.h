@@ -1,0 +1,42 @@
+// Shared helpers of the model tests: fixture paths, loading, comparisons.
+#pragma once
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/check.h"
+#include "io/torch_tensors.h"
+#include "model/qwen2_5_vl.h"
+
+namespace refract::model::test_util {
+
+inline std::string fixture(const std::string& rel) {
+  return std::string(REFRACT_FIXTURES_DIR) + "/qwen2_5_vl/" + rel;
+}
+
+inline std::string temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("refract_model_" + std::to_string(::getpid()) + "_" + name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+inline std::map<std::string, torch::Tensor> expected(const std::string& which) {
+  return io::load_tensors(fixture(which + "/expected.safetensors"));
+}
+
+inline Qwen2_5_VL tiny_model(const std::string& dtype = "float32") {
+  return load_pretrained(fixture("tiny"), torch::kCPU, dtype);
+}
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace refract::model::test_util

@@ -1,0 +1,383 @@
+// Request validation: every malformed request is a 400 whose message and `param` name the
+// field (OpenAI's error shape); well-formed requests parse to the intended settings.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "serve/api_error.h"
+#include "serve/chat_request.h"
+#include "serve/chat_response.h"
+#include "serve/engine.h"
+#include "serve/request_images.h"
+#include "test_util.h"
+#include "vision/preprocess.h"
+
+namespace refract::serve {
+namespace {
+using json = nlohmann::json;
+using testing::TempDir;
+
+const char* kTextMsg = R"({"role": "user", "content": "hi"})";
+
+// A body with one user message plus the given top-level fields (a JSON object's inside).
+std::string with_fields(const std::string& fields) {
+  return std::string(R"({"model": "m", "messages": [)") + kTextMsg + "]" + (fields.empty() ? "" : ", " + fields) + "}";
+}
+std::string with_messages(const std::string& messages) { return R"({"model": "m", "messages": )" + messages + "}"; }
+
+struct BadCase {
+  std::string name;
+  std::string body;
+  std::string param;    // expected `param` ("" = null)
+  std::string message;  // expected substring of the message
+};
+
+RequestLimits test_limits() {
+  RequestLimits l;
+  l.max_body_bytes = 4096;
+  l.max_completion_length = 64;
+  l.max_n = 4;
+  l.max_images = 2;
+  return l;
+}
+
+const std::string kPng = "data:image/png;base64,iVBORw0KGgo=";  // syntax only; never decoded here
+
+std::vector<BadCase> bad_cases() {
+  const std::string img = R"({"type": "image_url", "image_url": {"url": ")" + kPng + R"("}})";
+  return {
+      {"not_json", "{\"messages\": [", "", "not valid JSON"},
+      {"empty_body", "", "", "not valid JSON"},
+      {"array_body", "[1, 2]", "", "must be a JSON object, got array"},
+      {"unknown_field", with_fields(R"("foo": 1)"), "foo", "Unrecognized request argument supplied: foo"},
+      {"missing_messages", R"({"model": "m"})", "messages", "messages is required"},
+      {"messages_not_array", with_messages(R"("hello")"), "messages", "messages must be an array, got string"},
+      {"messages_empty", with_messages("[]"), "messages", "at least one message"},
+      {"message_not_object", with_messages("[3]"), "messages[0]", "messages[0] must be an object"},
+      {"missing_role", with_messages(R"([{"content": "x"}])"), "messages[0].role", "messages[0].role is required"},
+      {"role_not_string", with_messages(R"([{"role": 1, "content": "x"}])"), "messages[0].role", "must be a string"},
+      {"unknown_role", with_messages(std::string("[") + kTextMsg + R"(, {"role": "tool", "content": "x"}])"),
+       "messages[1].role", "'tool' is not one of"},
+      {"unknown_message_field", with_messages(R"([{"role": "user", "content": "x", "tool_calls": []}])"),
+       "messages[0].tool_calls", "unrecognized field 'tool_calls'"},
+      {"missing_content", with_messages(R"([{"role": "user"}])"), "messages[0].content", "content is required"},
+      {"null_content", with_messages(R"([{"role": "assistant", "content": null}])"), "messages[0].content",
+       "content is required"},
+      {"content_number", with_messages(R"([{"role": "user", "content": 5}])"), "messages[0].content",
+       "must be a string or an array of content parts"},
+      {"content_empty_array", with_messages(R"([{"role": "user", "content": []}])"), "messages[0].content",
+       "must not be an empty array"},
+      {"part_not_object", with_messages(R"([{"role": "user", "content": ["x"]}])"), "messages[0].content[0]",
+       "must be an object"},
+      {"part_missing_type", with_messages(R"([{"role": "user", "content": [{"text": "x"}]}])"),
+       "messages[0].content[0].type", "type is required"},
+      {"part_unknown_type",
+       with_messages(R"([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_audio"}]}])"),
+       "messages[0].content[1].type", "'input_audio' is not supported"},
+      {"text_missing", with_messages(R"([{"role": "user", "content": [{"type": "text"}]}])"),
+       "messages[0].content[0].text", "text is required"},
+      {"text_not_string", with_messages(R"([{"role": "user", "content": [{"type": "text", "text": 7}]}])"),
+       "messages[0].content[0].text", "must be a string, got integer"},
+      {"image_in_assistant", with_messages(R"([{"role": "assistant", "content": [)" + img + "]}]"),
+       "messages[0].content[0]", "only allowed in user messages"},
+      {"image_url_missing", with_messages(R"([{"role": "user", "content": [{"type": "image_url"}]}])"),
+       "messages[0].content[0].image_url", "image_url is required"},
+      {"image_url_number", with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": 3}]}])"),
+       "messages[0].content[0].image_url", "must be an object"},
+      {"image_url_no_url",
+       with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}])"),
+       "messages[0].content[0].image_url.url", "url is required"},
+      {"image_bad_detail",
+       with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ")" + kPng +
+                     R"(", "detail": "ultra"}}]}])"),
+       "messages[0].content[0].image_url.detail", "auto, low or high"},
+      {"image_http",
+       with_messages(
+           R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}]}])"),
+       "messages[0].content[0].image_url.url", "remote image URLs are not fetched"},
+      {"image_https_string",
+       with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": "HTTPS://x/a.png"}]}])"),
+       "messages[0].content[0].image_url.url", "remote image URLs"},
+      {"image_data_not_image",
+       with_messages(
+           R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}]}])"),
+       "messages[0].content[0].image_url.url", "image/* media type"},
+      {"image_data_not_base64",
+       with_messages(
+           R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}]}])"),
+       "messages[0].content[0].image_url.url", "base64-encoded"},
+      {"image_missing_file",
+       with_messages(
+           R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/nonexistent/x.png"}}]}])"),
+       "messages[0].content[0].image_url.url", "does not exist"},
+      {"image_empty_url",
+       with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}])"),
+       "messages[0].content[0].image_url.url", "is empty"},
+      {"too_many_images", with_messages(R"([{"role": "user", "content": [)" + img + "," + img + "," + img + "]}]"),
+       "messages[0].content[2]", "too many images: at most 2"},
+      {"temperature_string", with_fields(R"("temperature": "hot")"), "temperature", "must be a number, got string"},
+      {"temperature_high", with_fields(R"("temperature": 2.5)"), "temperature", "must be in [0, 2], got 2.5"},
+      {"temperature_negative", with_fields(R"("temperature": -0.1)"), "temperature", "must be in [0, 2]"},
+      {"top_p_zero", with_fields(R"("top_p": 0)"), "top_p", "must be in (0, 1], got 0"},
+      {"top_p_high", with_fields(R"("top_p": 1.5)"), "top_p", "must be in (0, 1]"},
+      {"top_k_negative", with_fields(R"("top_k": -2)"), "top_k", "must be >= 0"},
+      {"top_k_fraction", with_fields(R"("top_k": 1.5)"), "top_k", "must be an integer, got number"},
+      {"min_p_high", with_fields(R"("min_p": 1.01)"), "min_p", "must be in [0, 1]"},
+      {"repetition_penalty_zero", with_fields(R"("repetition_penalty": 0)"), "repetition_penalty",
+       "must be in (0, 10]"},
+      {"max_tokens_zero", with_fields(R"("max_tokens": 0)"), "max_tokens", "must be >= 1, got 0"},
+      {"max_tokens_too_many", with_fields(R"("max_tokens": 65)"), "max_tokens", "allows at most 64"},
+      {"max_tokens_bool", with_fields(R"("max_tokens": true)"), "max_tokens", "must be an integer, got boolean"},
+      {"max_completion_tokens_too_many", with_fields(R"("max_completion_tokens": 1000)"), "max_completion_tokens",
+       "allows at most 64"},
+      {"max_tokens_disagree", with_fields(R"("max_tokens": 5, "max_completion_tokens": 6)"), "max_completion_tokens",
+       "disagree"},
+      {"n_zero", with_fields(R"("n": 0)"), "n", "n must be in [1, 4], got 0"},
+      {"n_too_many", with_fields(R"("n": 5)"), "n", "n must be in [1, 4], got 5"},
+      {"seed_string", with_fields(R"("seed": "x")"), "seed", "must be an integer, got string"},
+      {"seed_huge", with_fields(R"("seed": 18446744073709551615)"), "seed", "too large"},
+      {"stop_number", with_fields(R"("stop": 3)"), "stop", "must be a string or an array of strings"},
+      {"stop_item_number", with_fields(R"("stop": ["a", 1])"), "stop[1]", "must be a string"},
+      {"stop_empty", with_fields(R"("stop": "")"), "stop", "must not be empty"},
+      {"stop_too_many", with_fields(R"("stop": ["a", "b", "c", "d", "e"])"), "stop", "at most 4"},
+      {"stream_true", with_fields(R"("stream": true)"), "stream", "not supported"},
+      {"stream_string", with_fields(R"("stream": "yes")"), "stream", "must be a boolean"},
+      {"presence_penalty", with_fields(R"("presence_penalty": 0.5)"), "presence_penalty", "not supported"},
+      {"logprobs_true", with_fields(R"("logprobs": true)"), "logprobs", "not supported"},
+      {"model_number", std::string(R"({"model": 3, "messages": [)") + kTextMsg + "]}", "model", "model must be a string"},
+      {"too_large", with_fields(R"("user": ")" + std::string(5000, 'x') + "\""), "", "the limit is 4096"},
+  };
+}
+
+TEST(ServeChatRequest, EveryBadRequestIsA400NamingTheField) {
+  const RequestLimits limits = test_limits();
+  for (const BadCase& c : bad_cases()) {
+    SCOPED_TRACE(c.name + ": " + c.body.substr(0, 200));
+    try {
+      parse_chat_request(c.body, limits);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.type, "invalid_request_error");
+      EXPECT_EQ(e.param, c.param);
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << "message: " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "threw a non-API error: " << e.what();
+    }
+  }
+}
+
+TEST(ServeChatRequest, ParsesAFullRequest) {
+  TempDir dir("req");
+  const std::string png_path = dir.file("a.png");
+  vision::write_png(png_path, testing::noise_image(30, 30, 1));
+  const json body = {
+      {"model", "tiny"},
+      {"messages",
+       {{{"role", "developer"}, {"content", "Be brief."}},
+        {{"role", "user"},
+         {"content",
+          {{{"type", "text"}, {"text", "What is in "}},
+           {{"type", "image_url"}, {"image_url", {{"url", kPng}, {"detail", "low"}}}},
+           {{"type", "text"}, {"text", " and "}},
+           {{"type", "image_url"}, {"image_url", "file://" + png_path}}}},
+         {"name", "bob"}},
+        {{"role", "assistant"}, {"content", "A cat."}},
+        {{"role", "user"}, {"content", "Sure?"}}}},
+      {"temperature", 0.7},
+      {"top_p", 0.9},
+      {"top_k", -1},
+      {"min_p", 0.05},
+      {"repetition_penalty", 1.05},
+      {"max_completion_tokens", 32.0},  // integral float: accepted as 32
+      {"n", 3},
+      {"seed", -5},
+      {"stop", {"\n\n", "END"}},
+      {"stream", false},
+      {"presence_penalty", 0},
+      {"frequency_penalty", nullptr},
+      {"user", "u1"}};
+  const ChatRequest r = parse_chat_request(body.dump(), test_limits());
+  EXPECT_EQ(r.model, "tiny");
+  ASSERT_EQ(r.messages.size(), 4u);
+  EXPECT_EQ(r.messages[0].role, "system");  // developer -> system
+  ASSERT_EQ(r.messages[1].content.size(), 4u);
+  EXPECT_EQ(r.messages[1].content[0].text, "What is in ");
+  EXPECT_EQ(r.messages[1].content[1].kind, text::ContentItem::Kind::kImage);
+  EXPECT_EQ(r.messages[1].content[1].image_index, 0);
+  EXPECT_EQ(r.messages[1].content[3].image_index, 1);
+  ASSERT_EQ(r.image_urls.size(), 2u);
+  EXPECT_EQ(r.image_urls[0], kPng);
+  EXPECT_EQ(r.image_urls[1], png_path);  // file:// stripped
+  EXPECT_EQ(r.image_params[1], "messages[1].content[3].image_url.url");
+  EXPECT_EQ(r.messages[2].role, "assistant");
+  EXPECT_DOUBLE_EQ(r.temperature, 0.7);
+  EXPECT_DOUBLE_EQ(r.top_p, 0.9);
+  EXPECT_EQ(r.top_k, 0);  // -1 = off
+  EXPECT_DOUBLE_EQ(r.min_p, 0.05);
+  EXPECT_DOUBLE_EQ(r.repetition_penalty, 1.05);
+  EXPECT_EQ(r.max_tokens, 32);
+  EXPECT_EQ(r.n, 3);
+  ASSERT_TRUE(r.seed.has_value());
+  EXPECT_EQ(*r.seed, -5);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+}
+
+TEST(ServeChatRequest, DefaultsAndNulls) {
+  const ChatRequest r =
+      parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "temperature": null, "stop": null})",
+                         test_limits());
+  EXPECT_EQ(r.model, "");
+  EXPECT_DOUBLE_EQ(r.temperature, 1.0);  // OpenAI default
+  EXPECT_DOUBLE_EQ(r.top_p, 1.0);
+  EXPECT_EQ(r.max_tokens, 0);  // server default
+  EXPECT_EQ(r.n, 1);
+  EXPECT_FALSE(r.seed.has_value());
+  EXPECT_TRUE(r.stop.empty());
+}
+
+TEST(ServeChatRequest, LocalFilesCanBeDisabled) {
+  TempDir dir("nolocal");
+  const std::string png_path = dir.file("a.png");
+  vision::write_png(png_path, testing::noise_image(30, 30, 1));
+  RequestLimits limits = test_limits();
+  const std::string body = with_messages(
+      R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ")" + png_path + R"("}}]}])");
+  EXPECT_NO_THROW(parse_chat_request(body, limits));
+  limits.allow_local_files = false;
+  try {
+    parse_chat_request(body, limits);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.param, "messages[0].content[0].image_url.url");
+    EXPECT_NE(std::string(e.what()).find("disabled"), std::string::npos);
+  }
+}
+
+TEST(ServeChatRequest, RemoteUrlClassification) {
+  EXPECT_TRUE(is_remote_url("http://a/b.png"));
+  EXPECT_TRUE(is_remote_url("https://a/b.png"));
+  EXPECT_TRUE(is_remote_url("FTP://a/b.png"));
+  EXPECT_TRUE(is_remote_url("s3://bucket/key"));
+  EXPECT_TRUE(is_remote_url("//cdn.example.com/x.png"));
+  EXPECT_FALSE(is_remote_url("file:///tmp/a.png"));
+  EXPECT_FALSE(is_remote_url("data:image/png;base64,AAAA"));
+  EXPECT_FALSE(is_remote_url("/tmp/a.png"));
+  EXPECT_FALSE(is_remote_url("images/a b://c.png"));  // not a scheme
+  EXPECT_FALSE(is_remote_url("relative/a.png"));
+}
+
+TEST(ServeChatRequest, ErrorBodyHasTheOpenAIShape) {
+  const json a = json::parse(error_body(bad_request("top_p must be in (0, 1]", "top_p")));
+  EXPECT_EQ(a["error"]["message"], "top_p must be in (0, 1]");
+  EXPECT_EQ(a["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(a["error"]["param"], "top_p");
+  EXPECT_TRUE(a["error"]["code"].is_null());
+  const json b = json::parse(error_body(bad_request("bad \xff byte")));  // invalid UTF-8 must not throw
+  EXPECT_TRUE(b["error"]["param"].is_null());
+  EXPECT_EQ(b["error"]["message"], "bad \xEF\xBF\xBD byte");
+}
+
+TEST(ServeChatRequest, Base64MatchesRfc4648Vectors) {
+  // RFC 4648 section 10 (checks the helper the image tests rely on).
+  EXPECT_EQ(testing::base64_encode(""), "");
+  EXPECT_EQ(testing::base64_encode("f"), "Zg==");
+  EXPECT_EQ(testing::base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(testing::base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(testing::base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(testing::base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(testing::base64_encode("foobar"), "Zm9vYmFy");
+}
+
+TEST(ServeRequestImages, DecodesDataUrlsAndFilesAndFillsImageTokens) {
+  TempDir dir("img");
+  const std::string png_path = dir.file("b.png");
+  vision::write_png(png_path, testing::noise_image(84, 56, 2));  // 56x84 -> grid 1x4x6 (fixture A's size)
+  vision::write_png(dir.file("c.png"), testing::noise_image(112, 56, 3));  // -> grid 1x4x8
+  const std::string url = "data:image/png;base64," + testing::base64_encode(read_file(dir.file("c.png")));
+  const json body = {{"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         {{{"type", "image_url"}, {"image_url", {{"url", png_path}}}},
+                          {{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}};
+  RequestLimits limits = test_limits();
+  limits.max_body_bytes = 1 << 20;
+  ChatRequest r = parse_chat_request(body.dump(), limits);
+  const auto images = load_request_images(r, vision::PreprocessConfig{});
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(images[0].grid_thw, (std::array<int64_t, 3>{1, 4, 6}));
+  EXPECT_EQ(images[1].grid_thw, (std::array<int64_t, 3>{1, 4, 8}));
+  EXPECT_EQ(images[1].rows, 32);
+  EXPECT_EQ(r.messages[0].content[0].image_tokens, 6);  // t*h*w / merge^2
+  EXPECT_EQ(r.messages[0].content[1].image_tokens, 8);
+}
+
+TEST(ServeRequestImages, UndecodableOrRejectedImagesAre400s) {
+  TempDir dir("badimg");
+  vision::write_png(dir.file("tiny.png"), testing::noise_image(10, 40, 4));  // < 28 px: smart_resize rejects
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"data:image/png;base64," + testing::base64_encode("not a png at all"), "cannot use this image"},
+      {"data:image/png;base64,@@@@", "cannot use this image"},
+      {dir.file("tiny.png"), "cannot use this image"},
+  };
+  for (const auto& [url, msg] : cases) {
+    SCOPED_TRACE(url);
+    const json body = {{"messages",
+                        {{{"role", "user"},
+                          {"content",
+                           {{{"type", "text"}, {"text", "x"}}, {{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}};
+    ChatRequest r = parse_chat_request(body.dump(), test_limits());
+    try {
+      load_request_images(r, vision::PreprocessConfig{});
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, "messages[0].content[1].image_url.url");
+      EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ServeRequestImages, PreprocessorConfigOverridesDefaults) {
+  TempDir dir("pp");
+  EXPECT_EQ(load_preprocessor_config(dir.path.string()).max_pixels, vision::PreprocessConfig{}.max_pixels);
+  write_file_atomic(dir.file("preprocessor_config.json"),
+                    R"({"min_pixels": 1000, "max_pixels": 50000, "size": {"shortest_edge": 7, "longest_edge": 9}})");
+  const vision::PreprocessConfig c = load_preprocessor_config(dir.path.string());
+  EXPECT_EQ(c.min_pixels, 1000);
+  EXPECT_EQ(c.max_pixels, 50000);
+  write_file_atomic(dir.file("preprocessor_config.json"), R"({"size": {"shortest_edge": 7, "longest_edge": 9}})");
+  EXPECT_EQ(load_preprocessor_config(dir.path.string()).max_pixels, 9);
+}
+
+TEST(ServeChatResponse, ChatCompletionShape) {
+  ChatResult r;
+  r.prompt_tokens = 10;
+  r.completion_tokens = 7;
+  r.choices.push_back({"hello", "stop", {1, 2, 3}});
+  r.choices.push_back({"cut \xe4\xbd", "length", {4, 5, 6, 7}});  // half a UTF-8 character
+  const json j = json::parse(chat_completion_body("chatcmpl-1", 1700000000, "tiny", r));
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["id"], "chatcmpl-1");
+  EXPECT_EQ(j["model"], "tiny");
+  EXPECT_EQ(j["created"], 1700000000);
+  ASSERT_EQ(j["choices"].size(), 2u);
+  EXPECT_EQ(j["choices"][0]["index"], 0);
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "hello");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(j["choices"][1]["index"], 1);
+  EXPECT_EQ(j["choices"][1]["message"]["content"], "cut \xEF\xBF\xBD");
+  EXPECT_EQ(j["choices"][1]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 10);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 7);
+  EXPECT_EQ(j["usage"]["total_tokens"], 17);
+  const json m = json::parse(models_body("tiny", 5));
+  EXPECT_EQ(m["object"], "list");
+  EXPECT_EQ(m["data"][0]["id"], "tiny");
+  EXPECT_EQ(m["data"][0]["object"], "model");
+}
+
+}  // namespace
+}  // namespace refract::serve
