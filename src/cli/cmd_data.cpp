@@ -66,7 +66,10 @@ void add_data_command(CLI::App& app) {
     train::sync_data(check->cfg);
     data::DataConfig& d = check->cfg.data;
     // The trainer owns `reward_method`; as the data files' ':'-list it reaches data here.
-    if (d.reward_method.empty()) d.reward_method = check->cfg.reward_method;
+    // (copied when it is a per-file list; a single default method stays with the trainer).
+    if (d.reward_method.empty() && data::split_paths(check->cfg.reward_method).size() ==
+                                       data::split_paths(d.data_file_paths).size())
+      d.reward_method = check->cfg.reward_method;
     const int rc = data::run_data_check(d);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

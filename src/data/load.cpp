@@ -186,6 +186,14 @@ FileReport load_file(const FileSpec& spec, const LoadOptions& opts, std::vector<
     }
   }
 
+  // A file is one layout: the first object decides between VLM-R1 conversations and ms-swift
+  // (so a VLM-R1 line missing `conversations` is reported as such).
+  bool vlmr1_file = false;
+  for (const Record& r : records)
+    if (r.error.empty() && r.value.is_object()) {
+      vlmr1_file = r.value.contains("conversations");
+      break;
+    }
   for (size_t k : apply_sampling_strategy(spec.sampling_strategy, records.size(), opts.data_seed)) {
     const Record& r = records[k];
     ++report.read;
@@ -197,7 +205,7 @@ FileReport load_file(const FileSpec& spec, const LoadOptions& opts, std::vector<
     Sample s;
     std::string reason;
     const auto& v = r.value;
-    if (v.is_object() && v.contains("conversations")) reason = detail::convert_vlmr1(v, ctx, s);
+    if (vlmr1_file || (v.is_object() && v.contains("conversations"))) reason = detail::convert_vlmr1(v, ctx, s);
     else if (array_file && !(v.is_object() && v.contains("messages"))) reason = detail::convert_rec_json(v, ctx, s);
     else reason = detail::convert_swift(v, ctx, s);
     if (!reason.empty()) {

@@ -24,6 +24,17 @@ LoaderState LoaderState::from_json(const nlohmann::json& j) {
   return s;
 }
 
+LoaderConfig loader_config(const DataConfig& c, int64_t batch_size) {
+  LoaderConfig l;
+  l.batch_size = batch_size;
+  l.seed = effective_data_seed(c);
+  l.num_workers = c.num_workers;
+  l.prefetch_factor = c.prefetch_factor;
+  l.preprocess.min_pixels = c.min_pixels;
+  l.preprocess.max_pixels = c.max_pixels;
+  return l;
+}
+
 LoadedSample load_sample(const Sample& s, const vision::PreprocessConfig& cfg) {
   LoadedSample out;
   out.sample = s;

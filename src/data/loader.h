@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "data/config.h"
 #include "data/sample.h"
 #include "vision/preprocess.h"
 
@@ -28,6 +29,9 @@ struct LoaderConfig {
   int64_t prefetch_factor = 2;   // batches in flight per worker
   vision::PreprocessConfig preprocess;
 };
+
+// seed = data_seed (else seed), num_workers, prefetch_factor, min/max_pixels from `c`.
+LoaderConfig loader_config(const DataConfig& c, int64_t batch_size);
 
 // A sample with its images decoded and preprocessed (ImageRef sizes and the prompt's
 // image_tokens filled in).

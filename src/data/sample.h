@@ -22,9 +22,14 @@ struct Sample {
   std::vector<text::Message> prompt;    // conversation up to the assistant's turn; image items
                                         // reference `images` by index and stand where <image> stood
   std::string response;                 // the assistant target (SFT), may be empty for GRPO
-  nlohmann::json solution;              // ground truth for rewards (box list, number, text, ...)
+  // Ground truth for rewards, in original-image pixels:
+  //   rec   [x1, y1, x2, y2]                       (numbers)
+  //   det   [{"bbox_2d": [x1, y1, x2, y2], "label": "..."}, ...]
+  //   count a number; ocr / cls a string; otherwise the parsed answer JSON, else its text.
+  nlohmann::json solution;
   std::string task;                     // "rec" | "det" | "count" | "ocr" | "cls" | ...
-  std::string reward_method;            // per-sample accu_reward_method ("" = the file's default)
+  std::string reward_method;            // the line's accu_reward_method, else the file's
+                                        // reward_method ("" when neither is given)
   nlohmann::json extra = nlohmann::json::object();  // every other dataset column, passed to rewards
 };
 

@@ -50,6 +50,13 @@ bool is_box(const nlohmann::json& j) {
   return true;
 }
 
+// refract::Error messages start with "[src/file.cpp:line] "; the report wants the reason.
+std::string without_location(const std::string& msg) {
+  if (msg.empty() || msg[0] != '[') return msg;
+  const size_t p = msg.find("] ");
+  return p == std::string::npos ? msg : msg.substr(p + 2);
+}
+
 std::string file_of(const std::string& source) {
   const size_t p = source.rfind(':');
   return p == std::string::npos ? source : source.substr(0, p);
@@ -81,7 +88,10 @@ std::string validate_sample(Sample& s, const ValidateOptions& opts) {
       im.width = img.width;
       im.height = img.height;
     } catch (const std::exception& e) {
-      return "undecodable image " + (data_url ? std::string("(data URL)") : im.path) + ": " + e.what();
+      std::string why = without_location(e.what());
+      // The decoder names the file itself; do not say it twice.
+      if (why.rfind(im.path + ": ", 0) == 0) why = why.substr(im.path.size() + 2);
+      return "undecodable image " + (data_url ? std::string("(data URL)") : im.path) + ": " + why;
     }
     const std::string size = std::to_string(im.width) + "x" + std::to_string(im.height);
     // ref: transformers Qwen2-VL smart_resize raises for a side < factor (28) and for an
@@ -153,7 +163,7 @@ void validate_dataset(Dataset& d, const ValidateOptions& opts) {
       try {
         reasons[i] = validate_sample(d.samples[i], opts);
       } catch (const std::exception& e) {
-        reasons[i] = e.what();
+        reasons[i] = without_location(e.what());
       }
     }
   };

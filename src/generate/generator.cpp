@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "common/check.h"
 #include "model/qwen2_5_vl.h"
@@ -13,6 +14,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+double cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
 
 SamplingConfig sampling_of(const GenerationConfig& c) {
   SamplingConfig s;
@@ -112,6 +114,7 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
 
   // ---- prefill: once per prompt ----------------------------------------------------------------
   auto t0 = Clock::now();
+  double c0 = cpu_seconds();
   model::KVCache cache = model.make_cache(num_prompts, capacity);
   model::ModelInputs in;
   in.input_ids = input_ids.to(device);
@@ -150,9 +153,11 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
   std::vector<std::vector<torch::Tensor>> step_logits(options.record_step_logits ? num_samples : 0);
   std::vector<char> finished(num_samples, 0);  // rows not yet compacted away may be finished
   result.stats.prefill_seconds = seconds_since(t0);
+  result.stats.prefill_cpu_seconds = cpu_seconds() - c0;
 
   // ---- decode loop ---------------------------------------------------------------------------------
   t0 = Clock::now();
+  c0 = cpu_seconds();
   for (int64_t step = 0;; ++step) {
     const int64_t rows = static_cast<int64_t>(batch.row_sample.size());
     const int64_t hist_len = prompt_len + step;
@@ -229,6 +234,7 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
     result.stats.decoded_rows += next_ids.size(0);
   }
   result.stats.decode_seconds = seconds_since(t0);
+  result.stats.decode_cpu_seconds = cpu_seconds() - c0;
 
   if (options.record_step_logits)
     for (int64_t n = 0; n < num_samples; ++n)

@@ -51,6 +51,9 @@ struct GenerationStats {
   int64_t compactions = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;     // decode forwards + sampling
+  // Process CPU time (all threads) of the same phases: robust to a shared, loaded machine.
+  double prefill_cpu_seconds = 0;
+  double decode_cpu_seconds = 0;
 };
 
 struct GenerationResult {

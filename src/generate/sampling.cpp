@@ -1,6 +1,9 @@
 #include "generate/sampling.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
 
 #include <limits>
 
@@ -85,25 +88,75 @@ at::Generator make_generator(uint64_t seed, uint64_t stream) {
   return at::detail::createCPUGenerator(mix64(mix64(seed) ^ stream) & 0xffffffffULL);
 }
 
-torch::Tensor draw_from_logits(const torch::Tensor& logits, std::vector<at::Generator>& generators) {
-  const int64_t rows = logits.size(0);
+namespace {
+
+// One uniform per row from the row's own CPU generator: reproducible regardless of batch
+// composition and of the device.
+std::vector<double> uniforms(std::vector<at::Generator>& generators, int64_t rows) {
   REFRACT_CHECK(static_cast<int64_t>(generators.size()) == rows)
-      << "draw_from_logits: " << generators.size() << " generators for " << rows << " rows";
-  // One uniform per row from the row's own CPU generator: reproducible regardless of batch
-  // composition and identical on CPU and CUDA.
-  torch::Tensor u = torch::empty({rows}, torch::kDouble);
-  auto* u_ptr = u.data_ptr<double>();
-  for (int64_t r = 0; r < rows; ++r)
-    u_ptr[r] = at::rand({1}, generators[r], torch::kDouble).item<double>();
-  torch::Tensor cdf = logits.to(torch::kFloat).softmax(-1).cumsum(-1);  // [B, V]
-  torch::Tensor total = cdf.narrow(-1, cdf.size(-1) - 1, 1);            // [B, 1], ~1
-  torch::Tensor target = u.to(cdf.device(), torch::kFloat).unsqueeze(1) * total;
-  // First index whose cdf exceeds the target; tokens of zero probability never qualify
-  // because the cdf does not rise there.
-  torch::Tensor idx = (cdf <= target).sum(-1);
-  // Rounding can push target up to `total`; fall back to the last token with mass.
-  torch::Tensor last_with_mass = (cdf < total).sum(-1);
-  return torch::minimum(idx, last_with_mass);
+      << "sampling: " << generators.size() << " generators for " << rows << " rows";
+  std::vector<double> u(rows);
+  for (int64_t r = 0; r < rows; ++r) u[r] = at::rand({1}, generators[r], torch::kDouble).item<double>();
+  return u;
+}
+
+// Inverse-CDF draw from softmax(scores) [B, V]; also returns log softmax(scores)[id].
+// CPU: exp once (vectorised), then per row a double-precision scan that stops at the drawn
+// token (a full cumsum tensor costs several passes over [B, V]). Other devices: cumsum.
+std::pair<torch::Tensor, torch::Tensor> draw(const torch::Tensor& scores_in,
+                                             std::vector<at::Generator>& generators) {
+  const int64_t rows = scores_in.size(0), vocab = scores_in.size(1);
+  std::vector<double> u = uniforms(generators, rows);
+  torch::Tensor scores = scores_in.to(torch::kFloat).contiguous();
+  torch::Tensor m = std::get<0>(scores.max(-1, /*keepdim=*/true));  // [B, 1]
+  if (scores.device().is_cpu()) {
+    torch::Tensor e = (scores - m).exp_();  // unnormalised probabilities, masked -> 0
+    torch::Tensor ids = torch::empty({rows}, torch::kLong);
+    torch::Tensor lps = torch::empty({rows}, torch::kFloat);
+    const float* ep = e.data_ptr<float>();
+    const float* sp = scores.data_ptr<float>();
+    const float* mp = m.data_ptr<float>();
+    int64_t* ip = ids.data_ptr<int64_t>();
+    float* lp = lps.data_ptr<float>();
+    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* p = ep + r * vocab;
+        double total = 0;
+        for (int64_t v = 0; v < vocab; ++v) total += p[v];
+        const double target = u[r] * total;
+        double run = 0;
+        int64_t pick = -1, last = 0;
+        for (int64_t v = 0; v < vocab; ++v) {
+          if (p[v] <= 0.0f) continue;  // zero mass is never drawn
+          last = v;
+          run += p[v];
+          if (run > target) {
+            pick = v;
+            break;
+          }
+        }
+        if (pick < 0) pick = last;  // rounding pushed target to the total
+        ip[r] = pick;
+        lp[r] = static_cast<float>((sp[r * vocab + pick] - mp[r]) - std::log(total));
+      }
+    });
+    return {ids.to(scores_in.device()), lps};
+  }
+  torch::Tensor cdf = scores.softmax(-1).cumsum(-1);           // [B, V]
+  torch::Tensor total = cdf.narrow(-1, vocab - 1, 1);          // [B, 1], ~1
+  torch::Tensor target = torch::tensor(u, torch::kDouble).to(cdf.device(), torch::kFloat).unsqueeze(1) * total;
+  // First index whose cdf exceeds the target (zero-mass tokens never qualify: the cdf does
+  // not rise there); rounding can push the target up to `total`: fall back to the last token
+  // with mass.
+  torch::Tensor ids = torch::minimum((cdf <= target).sum(-1), (cdf < total).sum(-1));
+  torch::Tensor lps = scores.gather(1, ids.unsqueeze(1)).squeeze(1) - scores.logsumexp(-1);
+  return {ids, lps};
+}
+
+}  // namespace
+
+torch::Tensor draw_from_logits(const torch::Tensor& logits, std::vector<at::Generator>& generators) {
+  return draw(logits, generators).first;
 }
 
 SampleOutput sample_next(const torch::Tensor& logits, const torch::Tensor& history,
@@ -112,22 +165,26 @@ SampleOutput sample_next(const torch::Tensor& logits, const torch::Tensor& histo
   torch::Tensor raw = logits.to(torch::kFloat);
   torch::Tensor scores = apply_repetition_penalty(raw, history, config.repetition_penalty);
   SampleOutput out;
-  double t = 1.0;
-  torch::Tensor scaled;  // raw / t when it is computed anyway
   if (!config.do_sample) {
     out.ids = scores.argmax(-1);
-  } else {
-    t = config.temperature;
-    scores = apply_temperature(scores, t);
-    if (config.repetition_penalty == 1.0) scaled = scores;
-    scores = apply_top_k(scores, config.top_k);
-    scores = apply_top_p(scores, config.top_p);
-    scores = apply_min_p(scores, config.min_p);
-    out.ids = draw_from_logits(scores, generators);
+    out.logprobs = raw.gather(1, out.ids.unsqueeze(1)).squeeze(1) - raw.logsumexp(-1);
+    return out;
   }
-  if (!scaled.defined()) scaled = apply_temperature(raw, t);
-  torch::Tensor picked = scaled.gather(1, out.ids.unsqueeze(1)).squeeze(1);
-  out.logprobs = picked - scaled.logsumexp(-1);
+  const double t = config.temperature;
+  scores = apply_temperature(scores, t);
+  // The draw's own log-prob is the returned one only if nothing but the temperature touched
+  // the logits; otherwise recompute it from raw / T (TRL convention, see the header).
+  const bool untouched = config.repetition_penalty == 1.0 &&
+                         (config.top_k <= 0 || config.top_k >= raw.size(-1)) &&
+                         config.top_p >= 1.0 && config.min_p <= 0.0;
+  torch::Tensor scaled = untouched ? scores : apply_temperature(raw, t);
+  scores = apply_top_k(scores, config.top_k);
+  scores = apply_top_p(scores, config.top_p);
+  scores = apply_min_p(scores, config.min_p);
+  auto [ids, lps] = draw(scores, generators);
+  out.ids = ids;
+  out.logprobs = untouched ? lps.to(raw.device())
+                           : scaled.gather(1, ids.unsqueeze(1)).squeeze(1) - scaled.logsumexp(-1);
   return out;
 }
 

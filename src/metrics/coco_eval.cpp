@@ -42,8 +42,9 @@ struct Eval {
   std::vector<int64_t> cat_ids;                   // sorted
   const std::vector<CocoAnnotation>& gts;
   const std::vector<CocoDetection>& dts;
-  // For category k: per image position, the GT and DT indices (file order).
-  std::vector<std::unordered_map<size_t, std::pair<std::vector<int>, std::vector<int>>>> by_cat;
+  // For category k: GT / DT indices ordered by image position, file order within an image.
+  std::vector<std::vector<int>> gt_by_cat, dt_by_cat;
+  std::vector<size_t> gt_img, dt_img;  // image position of each GT / DT (by index)
 
   CategoryResult evaluate_category(size_t k) const;
 };
@@ -52,14 +53,9 @@ CategoryResult Eval::evaluate_category(size_t k) const {
   CategoryResult out;
   out.precision.assign(T * R * A * M, -1.0);
   out.recall.assign(T * A * M, -1.0);
-  const auto& images = by_cat[k];
-  if (images.empty()) return out;  // no GT and no detection: E is empty everywhere
-
-  // Image positions in ascending image id order (pycocotools iterates p.imgIds sorted).
-  std::vector<size_t> order;
-  order.reserve(images.size());
-  for (const auto& kv : images) order.push_back(kv.first);
-  std::sort(order.begin(), order.end());
+  const auto& gk = gt_by_cat[k];
+  const auto& dk = dt_by_cat[k];
+  if (gk.empty() && dk.empty()) return out;  // no GT and no detection: E is empty everywhere
 
   const size_t max_det_all = static_cast<size_t>(p.max_dets.back());
   // All kept detections of the category, image by image, each image's sorted by score.
@@ -73,10 +69,17 @@ CategoryResult Eval::evaluate_category(size_t k) const {
   std::vector<int> gt_order;
   std::vector<char> gt_ignore;
   std::vector<char> gtm;
-  for (size_t pos : order) {
-    const auto& [gidx, didx] = images.at(pos);
+  std::vector<int> gidx;
+  size_t gi_pos = 0, di_pos = 0;
+  // Walk images in ascending id order (pycocotools iterates the sorted p.imgIds).
+  while (gi_pos < gk.size() || di_pos < dk.size()) {
+    const size_t pos = std::min(gi_pos < gk.size() ? gt_img[gk[gi_pos]] : SIZE_MAX,
+                                di_pos < dk.size() ? dt_img[dk[di_pos]] : SIZE_MAX);
+    gidx.clear();
+    while (gi_pos < gk.size() && gt_img[gk[gi_pos]] == pos) gidx.push_back(gk[gi_pos++]);
+    dt_sorted.clear();
+    while (di_pos < dk.size() && dt_img[dk[di_pos]] == pos) dt_sorted.push_back(dk[di_pos++]);
     // ref: dt sorted by -score with a stable mergesort, cut to maxDets[-1].
-    dt_sorted.assign(didx.begin(), didx.end());
     std::stable_sort(dt_sorted.begin(), dt_sorted.end(),
                      [&](int a, int b) { return dts[a].score > dts[b].score; });
     if (dt_sorted.size() > max_det_all) dt_sorted.resize(max_det_all);
@@ -164,31 +167,36 @@ CategoryResult Eval::evaluate_category(size_t k) const {
   std::stable_sort(sorted.begin(), sorted.end(),
                    [&](int32_t a, int32_t b) { return score[a] > score[b]; });
 
-  std::vector<double> rc, pr;
-  rc.reserve(N);
-  pr.reserve(N);
+  // Permute into score order once so the 120 passes below read memory sequentially.
+  std::vector<int32_t> rank_sorted(N);
+  std::vector<Flags> flags_sorted(N * A);
+  for (size_t n = 0; n < N; ++n) {
+    rank_sorted[n] = rank[sorted[n]];
+    for (size_t a = 0; a < A; ++a) flags_sorted[a * N + n] = flags[static_cast<size_t>(sorted[n]) * A + a];
+  }
+  std::vector<double> rc(N), pr(N);
   for (size_t a = 0; a < A; ++a) {
     if (npig[a] == 0) continue;
     const double np_ig = static_cast<double>(npig[a]);
+    const Flags* fa = flags_sorted.data() + a * N;
     for (size_t m = 0; m < M; ++m) {
       const int64_t max_det = p.max_dets[m];
       for (size_t t = 0; t < T; ++t) {
         const Flags matched = Flags{1} << t, ignored = Flags{1} << (16 + t);
-        rc.clear();
-        pr.clear();
         double tp = 0, fp = 0;
-        for (int32_t i : sorted) {
-          if (rank[i] >= max_det) continue;
-          const Flags f = flags[static_cast<size_t>(i) * A + a];
+        size_t nd = 0;
+        for (size_t n = 0; n < N; ++n) {
+          if (rank_sorted[n] >= max_det) continue;
+          const Flags f = fa[n];
           if (!(f & ignored)) {
             if (f & matched) tp += 1;
             else fp += 1;
           }
-          rc.push_back(tp / np_ig);
-          pr.push_back(tp / (fp + tp + kEps));
+          rc[nd] = tp / np_ig;
+          pr[nd] = tp / (fp + tp + kEps);
+          ++nd;
         }
-        const size_t nd = rc.size();
-        out.recall[(t * A + a) * M + m] = nd ? rc.back() : 0.0;
+        out.recall[(t * A + a) * M + m] = nd ? rc[nd - 1] : 0.0;
         for (size_t i = nd; i-- > 1;)
           if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
         // np.searchsorted(rc, recThrs, side='left'); thresholds past the end stay 0.
@@ -262,6 +270,9 @@ CocoEvalResult coco_evaluate(const CocoGroundTruth& gt, const std::vector<CocoDe
           {},
           gt.annotations,
           dt,
+          {},
+          {},
+          {},
           {}};
   CocoEvalResult res;
   // p.imgIds / p.catIds: sorted unique ids of the GT.
@@ -275,7 +286,10 @@ CocoEvalResult coco_evaluate(const CocoGroundTruth& gt, const std::vector<CocoDe
   std::unordered_map<int64_t, size_t> img_pos, cat_pos;
   for (size_t i = 0; i < ev.image_ids.size(); ++i) img_pos[ev.image_ids[i]] = i;
   for (size_t k = 0; k < ev.cat_ids.size(); ++k) cat_pos[ev.cat_ids[k]] = k;
-  ev.by_cat.resize(ev.cat_ids.size());
+  ev.gt_by_cat.resize(ev.cat_ids.size());
+  ev.dt_by_cat.resize(ev.cat_ids.size());
+  ev.gt_img.assign(gt.annotations.size(), 0);
+  ev.dt_img.assign(dt.size(), 0);
 
   for (size_t i = 0; i < gt.annotations.size(); ++i) {
     const auto& a = gt.annotations[i];
@@ -286,7 +300,8 @@ CocoEvalResult coco_evaluate(const CocoGroundTruth& gt, const std::vector<CocoDe
       ++res.dropped_gt;
       continue;
     }
-    ev.by_cat[kp->second][ip->second].first.push_back(static_cast<int>(i));
+    ev.gt_img[i] = ip->second;
+    ev.gt_by_cat[kp->second].push_back(static_cast<int>(i));
   }
   for (size_t i = 0; i < dt.size(); ++i) {
     const auto& d = dt[i];
@@ -300,7 +315,14 @@ CocoEvalResult coco_evaluate(const CocoGroundTruth& gt, const std::vector<CocoDe
       ++res.dropped_detections;
       continue;
     }
-    ev.by_cat[kp->second][ip->second].second.push_back(static_cast<int>(i));
+    ev.dt_img[i] = ip->second;
+    ev.dt_by_cat[kp->second].push_back(static_cast<int>(i));
+  }
+  // Group by image, keeping file order within an image (a stable sort on the position).
+  for (auto* lists : {&ev.gt_by_cat, &ev.dt_by_cat}) {
+    const auto& img = lists == &ev.gt_by_cat ? ev.gt_img : ev.dt_img;
+    for (auto& l : *lists)
+      std::stable_sort(l.begin(), l.end(), [&](int a, int b) { return img[a] < img[b]; });
   }
 
   const size_t K = ev.cat_ids.size();

@@ -135,7 +135,6 @@ Qwen2_5_VisionTransformerImpl::Qwen2_5_VisionTransformerImpl(const Qwen2_5_VLVis
 torch::Tensor Qwen2_5_VisionTransformerImpl::rot_pos_emb(const std::vector<GridTHW>& grid) const {
   const int64_t m = config.spatial_merge_size;
   const int64_t rot_dim = config.head_dim() / 2;  // the rotary module is built with head_dim/2
-  const int64_t nfreq = rot_dim / 2;
   std::vector<int64_t> hpos, wpos;
   for (const auto& g : grid) {
     const int64_t t = g[0], h = g[1], w = g[2];
@@ -149,11 +148,10 @@ torch::Tensor Qwen2_5_VisionTransformerImpl::rot_pos_emb(const std::vector<GridT
             }
   }
   const int64_t n = static_cast<int64_t>(hpos.size());
-  auto inv_freq = 1.0 / torch::pow(10000.0, torch::arange(0, rot_dim, 2, torch::kFloat64).to(torch::kFloat32) /
-                                                static_cast<double>(rot_dim));
+  // ref: Qwen2_5_VisionRotaryEmbedding(dim = head_dim / 2, theta = 10000)
+  auto inv_freq = 1.0 / torch::pow(10000.0, torch::arange(0, rot_dim, 2, torch::kFloat32) / static_cast<double>(rot_dim));
   auto hp = torch::from_blob(hpos.data(), {n}, torch::kInt64).to(torch::kFloat32);
   auto wp = torch::from_blob(wpos.data(), {n}, torch::kInt64).to(torch::kFloat32);
-  (void)nfreq;
   // ref: VisionRotaryEmbedding: freqs = outer(seq, inv_freq) in fp32 (a table indexed by position)
   return torch::cat({torch::outer(hp, inv_freq), torch::outer(wp, inv_freq)}, 1);  // [N, rot_dim]
 }

@@ -48,6 +48,15 @@ std::string base64_decode(std::string_view in, const std::string& name) {
 
 }  // namespace
 
+namespace detail {
+void check_image_size(int64_t width, int64_t height, const std::string& name) {
+  REFRACT_CHECK(width > 0 && height > 0) << name << ": invalid image size " << width << "x" << height;
+  REFRACT_CHECK(width * height <= kMaxImagePixels)
+      << name << ": image size (" << width * height << " pixels) exceeds limit of "
+      << kMaxImagePixels << " pixels, could be decompression bomb DOS attack.";
+}
+}  // namespace detail
+
 Image decode_image_bytes(std::string_view bytes, const std::string& name) {
   return decode_image_bytes(bytes, name, DecodeOptions{});
 }

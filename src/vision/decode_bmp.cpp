@@ -64,8 +64,7 @@ Decoded decode_bmp(std::string_view bytes, const std::string& name) {
   }
   const bool top_down = height < 0;
   if (top_down) height = -height;
-  REFRACT_CHECK(width > 0 && height > 0 && width <= (1 << 20) && height <= (1 << 20))
-      << name << ": invalid BMP size " << width << "x" << height;
+  check_image_size(width, height, name);
   REFRACT_CHECK(compression == 0 || compression == 3 || compression == 6)
       << name << ": unsupported BMP compression " << compression << " (RLE is not supported)";
   REFRACT_CHECK(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 16 || bpp == 24 || bpp == 32)

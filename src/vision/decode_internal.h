@@ -18,6 +18,11 @@ struct Decoded {
   std::vector<uint8_t> alpha;
 };
 
+// Rejects images over Pillow's decompression-bomb limit before any pixel buffer is allocated.
+// ref: PIL.Image.MAX_IMAGE_PIXELS = 89478485; Image.open raises DecompressionBombError above 2x.
+constexpr int64_t kMaxImagePixels = 2 * 89478485;
+void check_image_size(int64_t width, int64_t height, const std::string& name);
+
 Decoded decode_png(std::string_view bytes, const std::string& name);
 Decoded decode_jpeg(std::string_view bytes, const std::string& name);
 Decoded decode_bmp(std::string_view bytes, const std::string& name);

@@ -45,6 +45,12 @@ Decoded decode_jpeg(std::string_view bytes, const std::string& name) {
                static_cast<unsigned long>(bytes.size()));
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&cinfo, TRUE);
+  try {
+    check_image_size(cinfo.image_width, cinfo.image_height, name);
+  } catch (...) {
+    jpeg_destroy_decompress(&cinfo);
+    throw;
+  }
   // ref: Pillow JpegImagePlugin: the first APP1 starting with "Exif\0" is info["exif"].
   for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
     if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 &&

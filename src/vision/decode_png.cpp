@@ -86,6 +86,12 @@ Decoded decode_png(std::string_view bytes, const std::string& name) {
   const png_uint_32 height = png_get_image_height(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
   const int color_type = png_get_color_type(png, info);
+  try {
+    check_image_size(width, height, name);
+  } catch (...) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw;
+  }
   if (color_type == PNG_COLOR_TYPE_PALETTE) {
     palette.assign(256 * 3, 0);
     png_colorp plte = nullptr;

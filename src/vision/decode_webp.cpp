@@ -16,6 +16,7 @@ Decoded decode_webp(std::string_view bytes, const std::string& name) {
       << name << ": invalid WebP header";
   REFRACT_CHECK(!features.has_animation)
       << name << ": animated WebP is not supported (decode the first frame elsewhere)";
+  check_image_size(features.width, features.height, name);
   Decoded out;
   Image& img = out.image;
   img.width = features.width;

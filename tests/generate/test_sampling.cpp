@@ -179,3 +179,22 @@ TEST(Validate, RejectsBadValues) {
 
 }  // namespace
 }  // namespace refract::generate
+
+namespace refract::generate {
+namespace {
+TEST(SampleNext, UntruncatedSamplingLogProbIsTemperatureScaled) {
+  // No truncation: the draw's own log-prob path; must equal log_softmax(logits / T).
+  auto logits = torch::tensor({0.5f, -1.0f, 2.0f, 1.0f}).unsqueeze(0).expand({16, 4}).contiguous();
+  SamplingConfig c;
+  c.temperature = 0.7;
+  std::vector<at::Generator> gens;
+  for (int i = 0; i < 16; ++i) gens.push_back(make_generator(3, i));
+  auto out = sample_next(logits, torch::Tensor(), c, gens);
+  auto ref = (logits / 0.7).log_softmax(-1);
+  for (int i = 0; i < 16; ++i) {
+    int64_t id = out.ids[i].item<int64_t>();
+    EXPECT_NEAR(out.logprobs[i].item<float>(), ref[i][id].item<float>(), 1e-6);
+  }
+}
+}  // namespace
+}  // namespace refract::generate

@@ -216,6 +216,16 @@ TEST(Decode, ErrorsNameTheFile) {
   EXPECT_THROW(decode_image_file(dir + "/does_not_exist.jpg"), Error);
 }
 
+TEST(Decode, RejectsDecompressionBombsBeforeAllocating) {
+  // 20000 x 10000 = 2e8 pixels > Pillow's 2 * MAX_IMAGE_PIXELS; the header alone must fail.
+  try {
+    decode_image_bytes(bmp(20000, 10000, 24, 0, "", ""), "bomb.bmp");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("decompression bomb"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Decode, WritePngRoundTrips) {
   const Image img = decode_image_file(fixture("images/p07_rgb_q90_w1023_h767.jpg"));
   const std::string out = ::testing::TempDir() + "/roundtrip.png";

@@ -1,0 +1,58 @@
+// Shapes-world generation and loader throughput; prints medians of 3 runs.
+//   ./build/bench/data/bench_data [num_samples=1000]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <unistd.h>
+#include <vector>
+
+#include "data/load.h"
+#include "data/loader.h"
+#include "data/shapes/synth.h"
+
+using namespace refract::data;
+
+int main(int argc, char** argv) {
+  const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1000;
+  const auto dir = std::filesystem::temp_directory_path() / ("refract_bench_data_" + std::to_string(::getpid()));
+  for (const char* task : {"rec", "det", "ocr"}) {
+    for (int64_t workers : {1, 2}) {
+      std::vector<double> rates;
+      for (int rep = 0; rep < 3; ++rep) {
+        shapes::SynthConfig c;
+        c.task = task;
+        c.num_samples = n;
+        c.num_workers = workers;
+        c.output = dir.string();
+        const auto r = shapes::synthesize(c);
+        rates.push_back(static_cast<double>(r.num_samples) / r.seconds);
+      }
+      std::sort(rates.begin(), rates.end());
+      std::printf("synth %-5s num_workers=%lld: %.0f samples/s (median of 3, %lld samples)\n", task,
+                  static_cast<long long>(workers), rates[1], static_cast<long long>(n));
+    }
+  }
+  DataConfig dc;
+  dc.data_file_paths = (dir / "rec_in_domain.jsonl").string();
+  Dataset d = load_dataset(dc);
+  for (int64_t workers : {0, 2}) {
+    std::vector<double> rates;
+    for (int rep = 0; rep < 3; ++rep) {
+      LoaderConfig lc;
+      lc.batch_size = 8;
+      lc.num_workers = workers;
+      DataLoader loader(d.samples, lc);
+      const auto t0 = std::chrono::steady_clock::now();
+      int64_t seen = 0;
+      while (seen < static_cast<int64_t>(d.samples.size())) seen += static_cast<int64_t>(loader.next().items.size());
+      rates.push_back(static_cast<double>(seen) /
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(rates.begin(), rates.end());
+    std::printf("loader (decode + preprocess) num_workers=%lld: %.0f samples/s\n",
+                static_cast<long long>(workers), rates[1]);
+  }
+  std::filesystem::remove_all(dir);
+}
