@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
         ModelInputs in;
         in.input_ids = input_ids;
         in.image_embeds = emb;
+        in.image_grid_thw = grid;
         in.logits_to_keep = 1;
         m->forward(in);
       });
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
         ModelInputs in;
         in.input_ids = input_ids;
         in.image_embeds = emb;
+        in.image_grid_thw = grid;
         in.logits_to_keep = 1;
         auto out = m->forward(in, &cache);
         auto next = torch::full({1, 1}, 9, torch::kLong);

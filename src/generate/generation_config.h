@@ -20,7 +20,10 @@ struct GenerationConfig {
   int64_t top_k = 0;                   // 0 = off
   double min_p = 0.0;                  // 0.0 = off
   double repetition_penalty = 1.0;     // 1.0 = off (HF: prompt ids included)
-  int64_t seed = 0;                    // each sample draws from its own generator (seed, prompt, g)
+  // Each completion draws from its own generator seeded by (seed, p * G + g): the same call
+  // reproduces exactly. note: a trainer must change it every round (e.g. seed + step), or a
+  // prompt seen again would get the same samples.
+  int64_t seed = 0;
   std::vector<int64_t> stop_token_ids; // eos ids (generation_config.json / tokenizer); kept in output
   std::vector<std::string> stop_strings;  // stop once the completion text contains one (kept)
   int64_t num_generations = 1;         // G samples per prompt, sharing one prefill

@@ -30,13 +30,18 @@ struct Message {
 struct EncodedChat {
   std::vector<int32_t> ids;
   // 1 where the token is assistant output the model must learn (the assistant content and its
-  // closing <|im_end|>), 0 elsewhere (system, user, image, role headers).
+  // closing <|im_end|>), 0 elsewhere (system, user, image, role headers). The "\n" after an
+  // assistant's <|im_end|> is 0: template glue, never generated before stopping (common SFT
+  // practice). A token that straddles "assistant\n" and the content (content starting with
+  // "\n") is 1, as HF return_assistant_tokens_mask marks any token holding a trained character.
   std::vector<uint8_t> assistant_mask;
 };
 
 // Renders `<|im_start|>role\n...<|im_end|>\n` per message, with the default system prompt
 // "You are a helpful assistant." when the first message is not a system message. An image
-// becomes <|vision_start|> + image_tokens x <|image_pad|> + <|vision_end|>. With
+// becomes <|vision_start|> + image_tokens x <|image_pad|> + <|vision_end|> (one pad, as the raw
+// template writes, while image_tokens is 0). Text between special tokens is tokenised as one
+// stretch, so the ids equal tokenizer.encode(render_chat_text(...)). With
 // add_generation_prompt, `<|im_start|>assistant\n` is appended.
 EncodedChat apply_chat_template(const Tokenizer& tok, const std::vector<Message>& messages,
                                 bool add_generation_prompt);

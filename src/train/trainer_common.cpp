@@ -98,6 +98,7 @@ TrainLoop::TrainLoop(const TrainingConfig& cfg, TrainSetup& setup, int64_t total
   ls.logging_steps = cfg.logging_steps;
   ls.total_steps = total_steps;
   ls.log_completions = cfg.log_completions;
+  ls.quiet = true;  // the loop prints progress and metrics on one line
   logger_ = std::make_unique<TrainLogger>(ls);
   start_time_ = std::chrono::steady_clock::now();
 }
@@ -169,11 +170,16 @@ void TrainLoop::save(int64_t step) {
 
 void TrainLoop::end_step(int64_t step, std::map<std::string, double> metrics, bool force_save) {
   metrics["learning_rate"] = lr_;
-  logger_->step(step, epoch_at(step), metrics);
-  if (step % std::max<int64_t>(1, cfg_.logging_steps) != 0)
-    LOG_DEBUG("{}", logger_->progress(step, step - first_step_ + 1));
-  else
-    LOG_INFO("{}", logger_->progress(step, step - first_step_ + 1));
+  const bool logged = logger_->step(step, epoch_at(step), metrics);
+  const std::string progress = logger_->progress(step, step - first_step_ + 1);
+  if (logged) {
+    std::map<std::string, double> last;
+    for (const auto& [k, v] : logger_->log_history().back().items())
+      if (v.is_number() && k != "step") last[k] = v.get<double>();
+    LOG_INFO("{} | {}", progress, TrainLogger::format_metrics(last));
+  } else {
+    LOG_INFO("{}", progress);
+  }
   if (force_save || (cfg_.save_steps > 0 && step % cfg_.save_steps == 0)) save(step);
 }
 

@@ -23,8 +23,11 @@ void preprocess_to_safetensors(const std::string& image_path, const PreprocessCo
   try {
     p = preprocess_image(image, cfg);
   } catch (const Error& e) {
-    REFRACT_FAIL() << image_path << " (" << image.width << "x" << image.height
-                   << "): " << e.what();
+    // Name the image; keep the reference's message (without its "[file:line] " prefix).
+    std::string reason = e.what();
+    if (!reason.empty() && reason[0] == '[' && reason.find("] ") != std::string::npos)
+      reason = reason.substr(reason.find("] ") + 2);
+    REFRACT_FAIL() << image_path << " (" << image.width << "x" << image.height << "): " << reason;
   }
   const int64_t cols = p.rows ? static_cast<int64_t>(p.pixel_values.size()) / p.rows : 0;
   std::vector<io::TensorToWrite> tensors = {

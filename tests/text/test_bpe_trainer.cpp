@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <unistd.h>
 
 #include "common/atomic_file.h"
 #include "text/bpe_trainer.h"

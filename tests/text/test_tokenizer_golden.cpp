@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "text/tokenizer.h"
 #include "tokenizer_fixture.h"
@@ -73,6 +74,33 @@ TEST(TokenizerGolden, SkipSpecialTokensKeepsNonSpecialAddedTokens) {
   const std::vector<int32_t> ids = {151644, 9707, 151667, 151645};
   EXPECT_EQ(tok.decode(ids, /*skip_special_tokens=*/false), "<|im_start|>Hello<think><|im_end|>");
   EXPECT_EQ(tok.decode(ids, /*skip_special_tokens=*/true), "Hello<think>");
+}
+
+TEST(TokenizerGolden, ConcurrentEncodesAgree) {
+  // Data loaders encode from several threads: the shared word cache must not corrupt results.
+  const Tokenizer& tok = qwen_tokenizer();
+  std::vector<std::string> texts;
+  std::ifstream in(std::string(REFRACT_FIXTURES_DIR) + "/tokenizer/public_golden.jsonl");
+  std::vector<std::vector<int32_t>> want;
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    texts.push_back(j["text"].get<std::string>());
+    want.push_back(j["ids"].get<std::vector<int32_t>>());
+  }
+  std::vector<int> failures(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 3; ++rep)
+        for (size_t i = t; i < texts.size() + t; ++i) {
+          const size_t k = i % texts.size();
+          if (tok.encode(texts[k]) != want[k]) ++failures[t];
+        }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, std::vector<int>(4, 0));
 }
 
 }  // namespace

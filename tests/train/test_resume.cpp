@@ -122,7 +122,8 @@ TEST(Resume, GrpoOnePlusOneEqualsTwo) {
   ca.gradient_accumulation_steps = 2;  // 2 prompts x 4 completions per round
   ca.num_iterations = 1;
   ca.max_completion_length = 12;
-  ca.reward_funcs = {"iou", "format"};
+  // `repetition` varies between random completions, so advantages and gradients are non-zero.
+  ca.reward_funcs = {"iou", "format", "repetition"};
   ca.beta = 0.04;                      // exercises the frozen reference copy
   ca.max_steps = 2;
   ca.log_completions = true;
@@ -145,4 +146,6 @@ TEST(Resume, GrpoOnePlusOneEqualsTwo) {
   // mu = 1: the ratio is 1, nothing is clipped.
   EXPECT_EQ(h["clip_ratio/region_mean"].get<double>(), 0.0);
   EXPECT_TRUE(fs::exists(a + "/completions.jsonl"));
+  EXPECT_GT(h["grad_norm"].get<double>(), 0.0);
+  EXPECT_GT(h["reward_std"].get<double>(), 0.0);
 }
