@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,7 +39,25 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Peak RSS since the last reset_peak_rss() (VmHWM; writing "5" to clear_refs resets it, Linux
+// >= 4.0), so each configuration reports its own peak, not the process's running maximum.
+// Falls back to ru_maxrss when /proc is unavailable.
+void reset_peak_rss() {
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+}
+
 double max_rss_mib() {
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    double kib = -1;
+    while (std::fgets(line, sizeof(line), f))
+      if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atof(line + 6);
+    std::fclose(f);
+    if (kib >= 0) return kib / 1024.0;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;  // Linux: KiB
@@ -129,7 +148,7 @@ int main(int argc, char** argv) {
   std::printf("tok/s by CPU time/threads (by wall time); MFU = model FLOP/s (CPU time) / matmul peak;\n"
               "sample ms / lm_head ms: one decode step's sampler / lm_head alone (CPU time)\n\n");
   std::printf("%-6s %5s | %21s %6s | %21s %6s | %9s %10s | %7s\n", "preset", "batch", "prefill tok/s (wall)",
-              "MFU", "decode tok/s (wall)", "MFU", "sample ms", "lm_head ms", "RSS MiB");
+              "MFU", "decode tok/s (wall)", "MFU", "sample ms", "lm_head ms", "peak RSS MiB");
 
   std::stringstream ps(presets);
   std::string name;
@@ -140,6 +159,7 @@ int main(int argc, char** argv) {
     m->eval();
     for (int64_t b : parse_ints(batches)) {
       auto prompts = make_prompts(b, prompt_len, cfg.vocab_size, 1 + b);
+      reset_peak_rss();  // this row's peak: weights + its caches and activations
       generate::GenerationConfig gc;
       gc.do_sample = true;
       gc.temperature = 1.0;

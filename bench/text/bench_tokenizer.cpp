@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,5 +79,21 @@ int main(int argc, char** argv) {
               mb / t_chunks, tokens_chunked / t_chunks, tokens_chunked);
   std::printf("whole file    : median %.3f s  %.2f MB/s  %.0f tokens/s  (%zu tokens)\n", t_whole,
               mb / t_whole, tokens_whole / t_whole, tokens_whole);
+  // The reference figure (HF tokenizers, encodeBatch over the same ~4 KB chunks, 1 thread),
+  // from throughput.txt next to bench.txt.xz: the "PRIMARY" block's "=> X MB/s".
+  const std::string ref_path = text_path.substr(0, text_path.find_last_of('/') + 1) + "throughput.txt";
+  std::ifstream ref(ref_path);
+  std::string line;
+  bool primary = false;
+  while (std::getline(ref, line)) {
+    if (line.rfind("PRIMARY", 0) == 0) primary = true;
+    const size_t at = line.find("=> ");
+    if (primary && at != std::string::npos) {
+      const double hf = std::atof(line.c_str() + at + 3);
+      std::printf("HF tokenizers (reference, same chunks, recorded in %s): %.2f MB/s -> refract is %.2fx\n",
+                  ref_path.c_str(), hf, (mb / t_chunks) / hf);
+      break;
+    }
+  }
   return 0;
 }

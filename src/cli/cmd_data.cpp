@@ -70,6 +70,9 @@ void add_data_command(CLI::App& app) {
     if (d.reward_method.empty() && data::split_paths(check->cfg.reward_method).size() ==
                                        data::split_paths(d.data_file_paths).size())
       d.reward_method = check->cfg.reward_method;
+    // Training measures prompts with the model's tokenizer: so does the check.
+    if (d.tokenizer_path.empty() && !check->cfg.model_name_or_path.empty())
+      d.tokenizer_path = check->cfg.model_name_or_path;
     const int rc = data::run_data_check(d);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -1,12 +1,34 @@
-// `refract eval`: placeholder until its issue lands.
+// `refract eval`: greedy generation on a dataset + the task's metrics (REC, counting, OCR,
+// classification); see train/eval_run.h.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
 
 #include "cli/command.h"
-#include "common/check.h"
+#include "common/options.h"
+#include "train/eval_run.h"
 
 namespace refract::cli {
+
 void add_eval_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "(not implemented yet)");
-  cmd->callback([] { REFRACT_FAIL() << "refract eval is not implemented yet"; });
+  struct State {
+    train::EvalConfig config;
+    Options options;
+  };
+  auto st = std::make_shared<State>();
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "Evaluate a model (optionally with a LoRA --adapter) on a dataset: greedy generation, then "
+      "rec Acc@0.5 (IoU > 0.5) / Acc@tau / mean IoU, count accuracy / MAE, ocr CER / text "
+      "accuracy, cls accuracy. Prints the summary; writes predictions.jsonl, references.jsonl and "
+      "eval.json in --output_dir.");
+  train::declare(st->options, st->config);
+  st->options.add_to(*cmd);
+  cmd->callback([st] {
+    st->options.parse();
+    const nlohmann::json r = train::run_eval(st->config);
+    std::printf("%s\n", nlohmann::json{{"task", r["task"]}, {"summary", r["summary"]}}.dump(2).c_str());
+  });
 }
+
 }  // namespace refract::cli

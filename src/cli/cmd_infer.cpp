@@ -22,7 +22,7 @@ void add_infer_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "infer",
       "Generate a completion for --prompt (and --image files) with a model directory and an "
-      "optional LoRA --adapter; prints the completion. Greedy unless --do_sample true.");
+      "optional LoRA --adapter; prints the completion. Greedy unless --do_sample.");
   generate::declare(state->options, state->settings);
   state->options.add_to(*cmd);
   cmd->callback([state] {

@@ -1,10 +1,12 @@
-// `refract model forward | init`: one forward pass over stored inputs; a random model in HF layout.
+// `refract model forward | init | pretrain_vision`: one forward pass over stored inputs; a random
+// model in HF layout; the demo's dense vision pre-training.
 #include <CLI/CLI.hpp>
 #include <memory>
 
 #include "cli/command.h"
 #include "common/options.h"
 #include "model/commands.h"
+#include "train/vision_pretrain.h"
 
 namespace refract::cli {
 namespace {
@@ -18,7 +20,7 @@ struct Sub {
 }  // namespace
 
 void add_model_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("model", "Qwen2.5-VL model utilities: forward, init");
+  auto* cmd = app.add_subcommand("model", "Qwen2.5-VL model utilities: forward, init, pretrain_vision");
   cmd->require_subcommand(1);
 
   auto fwd = std::make_shared<Sub<model::ModelForwardSettings>>();
@@ -41,6 +43,17 @@ void add_model_command(CLI::App& app) {
   i->callback([init] {
     init->options.parse();
     model::run_model_init(init->settings);
+  });
+
+  auto pre = std::make_shared<Sub<train::VisionPretrainConfig>>();
+  auto* v = cmd->add_subcommand("pretrain_vision",
+                                "Dense vision pre-training on the shapes world (the demo's stand-in for a "
+                                "pretrained ViT): every image token learns the shape, colour, size and box covering it");
+  train::declare(pre->options, pre->settings);
+  pre->options.add_to(*v);
+  v->callback([pre] {
+    pre->options.parse();
+    train::run_vision_pretrain(pre->settings);
   });
 }
 

@@ -24,6 +24,7 @@ struct ScoreSettings {
   std::string coords = "absolute_resized";
   bool lowercase = false;
   int64_t threads = 1;
+  std::string log_level = "info";
 };
 
 struct ScoreCommand {
@@ -43,7 +44,8 @@ Tasks and files:
            (<answer> tags, JSON and boxes are parsed from it).
          --references: JSON lines {"id": .., "solution": ..} where solution is
            rec: [x1,y1,x2,y2] in original-image pixels (plus "width", "height" and, for
-                absolute_resized, "resized_width", "resized_height" of the image);
+                absolute_resized, optionally "resized_width", "resized_height": by default
+                what smart_resize makes of width x height);
            count: a number (or a list whose length is the count);
            ocr: the text; cls: the label.
          Prints the summary: rec {accuracy (IoU > 0.5), acc@0.1..0.95 (IoU >= t), mean_iou,
@@ -72,10 +74,12 @@ void add_score_command(CLI::App& app) {
       .choices({"absolute_resized", "normalized_1000", "absolute"});
   o.add("lowercase", &s.lowercase, "ocr: compare case-insensitively");
   o.add("threads", &s.threads, "det: evaluation threads (results are identical)");
+  o.add("log_level", &s.log_level, "messages on stderr: trace, debug, info, warn, error");
   o.add_to(*cmd);
   cmd->callback([state] {
     state->options.parse();
     const ScoreSettings& s = state->settings;
+    set_log_level(s.log_level);  // logs to stderr: stdout carries only the JSON result
     REFRACT_CHECK(!s.predictions.empty()) << "--predictions is required";
     nlohmann::json result, printed;
     if (state->task == "det") {

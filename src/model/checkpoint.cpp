@@ -116,10 +116,13 @@ void save_pretrained(Qwen2_5_VLImpl& model, const std::string& dir) {
     if (c.pad_token_id >= 0) g["pad_token_id"] = c.pad_token_id;
     write_file_atomic((fs::path(dir) / "generation_config.json").string(), g.dump(2) + "\n");
   }
-  if (has_src) {
-    for (const char* f : kTokenizerFiles) {
-      if (fs::exists(src / f)) write_file_atomic((fs::path(dir) / f).string(), read_file((src / f).string()));
-    }
+  if (has_src) copy_tokenizer_files(src.string(), dir);
+}
+
+void copy_tokenizer_files(const std::string& src_dir, const std::string& dir) {
+  const fs::path src = src_dir;
+  for (const char* f : kTokenizerFiles) {
+    if (fs::exists(src / f)) write_file_atomic((fs::path(dir) / f).string(), read_file((src / f).string()));
   }
 }
 

@@ -45,6 +45,10 @@ bool selected(const std::string& path, const LoraConfig& c) {
 }
 
 // PEFT key -> our module path: strip "base_model.model.", ".default", map new layout names.
+bool is_adapter_name(const std::string& name) {
+  return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
+}
+
 std::string module_path_of(std::string key) {
   static const std::string kPrefix = "base_model.model.";
   if (key.rfind(kPrefix, 0) == 0) key = key.substr(kPrefix.size());
@@ -179,6 +183,32 @@ LoraConfig load_lora(Qwen2_5_VLImpl& model, const std::string& dir) {
   }
   LOG_INFO("loaded LoRA adapter {} ({} modules)", dir, ab.size());
   return c;
+}
+
+void load_lora_weights_into(Qwen2_5_VLImpl& model, const std::string& dir) {
+  auto tensors = io::load_tensors((fs::path(dir) / "adapter_model.safetensors").string());
+  std::map<std::string, torch::Tensor> params;
+  for (auto& item : model.named_parameters()) params[item.key()] = item.value();
+  torch::NoGradGuard no_grad;
+  size_t copied = 0;
+  for (auto& [key, t] : tensors) {
+    std::string k = key;
+    const std::string kDefault = ".default.weight";
+    if (k.size() > kDefault.size() && k.compare(k.size() - kDefault.size(), kDefault.size(), kDefault) == 0)
+      k = k.substr(0, k.size() - kDefault.size()) + ".weight";
+    const std::string lora_part = k.substr(k.rfind(".lora_"));  // ".lora_A.weight"
+    const std::string name = module_path_of(k.substr(0, k.size() - lora_part.size())) + lora_part;
+    auto it = params.find(name);
+    REFRACT_CHECK(it != params.end()) << dir << ": adapter tensor '" << key << "' has no attached adapter";
+    REFRACT_CHECK(it->second.sizes() == t.sizes()) << dir << ": adapter tensor '" << key << "' has shape "
+                                                   << t.sizes() << ", the attached adapter " << it->second.sizes();
+    it->second.copy_(t);
+    ++copied;
+  }
+  size_t attached = 0;
+  for (auto& [name, p] : params) attached += is_adapter_name(name) ? 1 : 0;
+  REFRACT_CHECK(copied == attached) << dir << ": " << copied << " adapter tensors for " << attached
+                                    << " attached adapter weights";
 }
 
 }  // namespace refract::model

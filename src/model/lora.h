@@ -47,5 +47,8 @@ void save_lora(Qwen2_5_VLImpl& model, const LoraConfig& config, const std::strin
 // Reads adapter_config.json, attaches adapters to the named modules and loads their weights
 // (keys with or without ".default", old or new transformers module paths).
 LoraConfig load_lora(Qwen2_5_VLImpl& model, const std::string& dir);
+// Copies an adapter's weights into the adapters already attached (same modules and ranks), in
+// place, so optimizer state that refers to them stays valid (exact resume of LoRA training).
+void load_lora_weights_into(Qwen2_5_VLImpl& model, const std::string& dir);
 
 }  // namespace refract::model

@@ -105,6 +105,9 @@ Qwen2_5_VL load_pretrained(const std::string& dir, torch::Device device,
 // Writes config.json, model.safetensors (HF names; lm_head omitted when tied; LoRA adapters
 // excluded), generation_config.json, and copies tokenizer files from `name_or_path` if present.
 void save_pretrained(Qwen2_5_VLImpl& model, const std::string& dir);
+// Copies the tokenizer / processor files (tokenizer.json, tokenizer_config.json, ...) that
+// exist in `src_dir` into `dir` (atomically, file by file).
+void copy_tokenizer_files(const std::string& src_dir, const std::string& dir);
 
 // ---- training helpers -------------------------------------------------------------------------
 void freeze_vision_modules(Qwen2_5_VLImpl& model);  // visual.* requires_grad = false

@@ -124,6 +124,11 @@ nlohmann::json score_jsonl(const std::string& task, const std::string& predictio
       im.height = int_or_zero(r, "height");
       im.resized_width = int_or_zero(r, "resized_width");
       im.resized_height = int_or_zero(r, "resized_height");
+      REFRACT_CHECK(coords != CoordMode::absolute_resized || (im.width > 0 && im.height > 0))
+          << references_path << ": id " << id
+          << ": coords absolute_resized needs the image's \"width\" and \"height\" (resized_width / "
+             "resized_height default to what smart_resize makes of them); use --coords absolute for "
+             "boxes already in original-image pixels";
       auto gt = solution_box(sol);
       REFRACT_CHECK(gt) << references_path << ": id " << id << ": solution is not a box";
       auto boxes = find_boxes(answer);

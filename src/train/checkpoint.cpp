@@ -128,8 +128,13 @@ std::string save_checkpoint(const std::string& output_dir, const TrainerState& s
   if (save_total_limit > 0) {
     auto all = list_checkpoints(output_dir);
     // ref: transformers Trainer._rotate_checkpoints: delete the oldest beyond the limit.
-    for (size_t i = 0; i + static_cast<size_t>(save_total_limit) < all.size(); ++i)
-      fs::remove_all(all[i], ec);
+    // Renamed first (atomic), so a kill during the deletion never leaves a directory that
+    // still looks complete but misses files.
+    for (size_t i = 0; i + static_cast<size_t>(save_total_limit) < all.size(); ++i) {
+      const std::string doomed = all[i] + ".tmp-" + std::to_string(::getpid()) + "-del";
+      fs::rename(all[i], doomed, ec);
+      if (!ec) fs::remove_all(doomed, ec);
+    }
   }
   return final_dir;
 }

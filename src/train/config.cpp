@@ -89,6 +89,8 @@ void declare(Options& o, GrpoConfig& c) {
   o.add("reward_method", &c.reward_method, "default accu_reward_method for `accuracy`");
   o.add("coordinate_format", &c.coordinate_format,
         "how predicted boxes are read: absolute_resized (Qwen2.5-VL), normalized_1000, absolute");
+  o.add("format_pattern", &c.format_pattern,
+        "regex the `format` / `rec_format` rewards match (empty: VLM-R1's think + answer pattern)");
   o.add("max_resample_times", &c.max_resample_times,
         "dynamic sampling: redraw groups whose rewards all agree, at most N times");
   declare(o, c.data);

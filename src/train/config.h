@@ -78,6 +78,7 @@ struct GrpoConfig : TrainingConfig {
   std::vector<double> reward_weights;        // empty = 1 each
   std::string reward_method;                 // default accu_reward_method for `accuracy`
   std::string coordinate_format = "absolute_resized";  // how boxes in answers are read
+  std::string format_pattern;                // "" = VLM-R1's <think>..</think><answer>..</answer>
   int64_t max_resample_times = 0;            // dynamic sampling: redraw all-agree groups
 
   double effective_epsilon_high() const { return epsilon_high < 0 ? epsilon : epsilon_high; }

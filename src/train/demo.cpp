@@ -18,6 +18,7 @@
 #include "train/evaluate.h"
 #include "train/run.h"
 #include "train/trainer_common.h"
+#include "train/vision_pretrain.h"
 
 namespace fs = std::filesystem;
 
@@ -34,6 +35,8 @@ void declare(Options& o, DemoConfig& c) {
   o.add("eval_samples", &c.eval_samples, "held-out samples per split (>= 1000 for the bar)");
   o.add("ood_split", &c.ood_split, "out-of-domain split")
       .choices({"ood_combo", "ood_crowded", "ood_size", "relational"});
+  o.add("vision_pretrain_seconds", &c.vision_pretrain_seconds,
+        "dense vision pre-training budget when re-creating the warm start (0 = none)");
   o.add("warm_start_seconds", &c.warm_start_seconds, "SFT budget when re-creating the warm start");
   o.add("rl_seconds", &c.rl_seconds, "GRPO wall-time budget (continued SFT gets the same)");
   o.add("vocab_size", &c.vocab_size, "tokenizer size with --from_scratch");
@@ -101,6 +104,7 @@ void load_config(Cfg& cfg, const std::string& path) {
 
 void run_demo(const DemoConfig& c) {
   const auto t0 = std::chrono::steady_clock::now();
+  at::set_num_threads(static_cast<int>(c.threads));  // evaluation runs before any trainer sets it
   fs::create_directories(c.output);
   const std::string data_dir = c.output + "/data";
   LOG_INFO("synthesising the shapes world in {}", data_dir);
@@ -130,9 +134,24 @@ void run_demo(const DemoConfig& c) {
     mi.seed = c.seed;
     mi.threads = c.threads;
     model::run_model_init(mi);
+    std::string sft_init = mi.output;
+    if (c.vision_pretrain_seconds > 0) {
+      VisionPretrainConfig vp;
+      vp.model_name_or_path = mi.output;
+      vp.output_dir = init_dir + "/vision_pretrained";
+      vp.max_steps = 1000000;
+      vp.max_seconds = c.vision_pretrain_seconds;
+      vp.seed = c.seed;
+      vp.threads = c.threads;
+      const VisionPretrainResult r = run_vision_pretrain(vp);
+      LOG_INFO("vision pre-training: {} steps in {:.0f} s, shape acc {:.3f}, colour acc {:.3f}, box MAE {:.2f} px, "
+               "box digits {:.3f}",
+               r.steps, r.seconds, r.shape_accuracy, r.colour_accuracy, r.box_mae_pixels, r.box_digits_accuracy);
+      sft_init = vp.output_dir;
+    }
     SftConfig sft;
     load_config(sft, c.configs_dir + "/demo_sft.yaml");
-    sft.model_name_or_path = mi.output;
+    sft.model_name_or_path = sft_init;
     sft.data.data_file_paths = train_jsonl;
     sft.data.image_folders = data_dir + "/train";
     sft.output_dir = c.output + "/warm_start";

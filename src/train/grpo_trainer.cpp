@@ -46,11 +46,16 @@ class GrpoTrainer {
   explicit GrpoTrainer(const GrpoConfig& c) : cfg_(c), setup_(make_setup(c)) {
     for (size_t k = 0; k < cfg_.reward_funcs.size(); ++k) {
       nlohmann::json settings = {{"coords", cfg_.coordinate_format}};
+      if (!cfg_.format_pattern.empty()) settings["format_pattern"] = cfg_.format_pattern;
       reward_fns_.push_back(rewards::make_reward(cfg_.reward_funcs[k], settings));
     }
     REFRACT_CHECK(!reward_fns_.empty()) << "reward_funcs is required (e.g. iou format)";
     weights_ = cfg_.reward_weights;
-    vision_frozen_ = cfg_.freeze_vision_modules;
+    // Frozen = no vision parameter trains (freeze_vision_modules, or LoRA without vision
+    // adapters): then one image encoding serves every sample and pass of a round.
+    vision_frozen_ = true;
+    for (const auto& p : setup_.model->named_parameters())
+      if (p.key().rfind("visual.", 0) == 0 && p.value().requires_grad()) vision_frozen_ = false;
     spg_ = cfg_.effective_steps_per_generation();
     const int64_t gen_batch = cfg_.per_device_train_batch_size * spg_;
     prompts_per_round_ = gen_batch / cfg_.num_generations;
@@ -67,8 +72,9 @@ class GrpoTrainer {
     loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
     order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
                                          static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
-    if (cfg_.beta != 0.0) {
-      // Full fine-tuning: the reference is a frozen copy of the initial weights.
+    if (cfg_.beta != 0.0 && !setup_.lora) {
+      // Full fine-tuning: the reference is a frozen copy of the initial weights (with LoRA
+      // it is the base itself, adapters disabled: no second copy).
       ref_model_ = model::load_pretrained(cfg_.model_name_or_path, setup_.device, cfg_.torch_dtype);
       ref_model_->eval();
       for (auto& p : ref_model_->parameters()) p.set_requires_grad(false);
@@ -136,6 +142,9 @@ class GrpoTrainer {
     const bool was_training = model.is_training();
     model.eval();
     generate::GenerationResult gen = generate::generate(model, prompts, gc);
+    if (cfg_.max_resample_times > 0)
+      r.metrics["dynamic_sampling/resampled_groups"] =
+          static_cast<double>(resample_agreeing_groups(round_id, gc, &prompts, &sample_of_prompt, &gen));
     if (was_training) model.train();
     r.metrics["time/generation"] = since(t_gen);
     generate::PaddedCompletions pc = generate::pad_completions(gen.completions, setup_.pad_id);
@@ -177,7 +186,10 @@ class GrpoTrainer {
         const int64_t e = std::min(n, s + mb);
         PolicyBatch pb = make_batch(r, s, e);
         if (cfg_.num_iterations > 1) old_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
-        if (cfg_.beta != 0.0) {
+        if (cfg_.beta != 0.0 && setup_.lora) {
+          model::LoraDisabledGuard base(model);
+          ref_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
+        } else if (cfg_.beta != 0.0) {
           if (vision_frozen_) pb = make_batch(r, s, e, /*use_embeds=*/false);
           ref_parts.push_back(completion_logps(*ref_model_, pb, cfg_.temperature, false).logps);
         }
@@ -189,36 +201,8 @@ class GrpoTrainer {
 
     // Rewards.
     auto t_rw = Clock::now();
-    std::vector<rewards::RewardInput> inputs(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const auto& c = gen.completions[i];
-      const data::Sample& smp = setup_.samples[r.sample_of_row[i]];
-      const EncodedSample& e = setup_.encode(r.sample_of_row[i], false);
-      auto& in = inputs[i];
-      in.prompt = e.prompt_text;
-      in.completion_ids.assign(c.ids.begin(), c.ids.end());
-      // ref: VLM-R1 decodes completions with skip_special_tokens=True.
-      in.completion = setup_.tokenizer->decode(in.completion_ids, true);
-      in.solution = smp.solution;
-      in.extra = smp.extra;
-      in.reward_method = smp.reward_method.empty() ? cfg_.reward_method : smp.reward_method;
-      in.images = e.image_sizes;
-      in.max_completion_length = cfg_.max_completion_length;
-    }
-    std::vector<std::vector<std::optional<double>>> per_func(n, std::vector<std::optional<double>>(reward_fns_.size()));
-    for (size_t k = 0; k < reward_fns_.size(); ++k) {
-      auto vals = reward_fns_[k](inputs);
-      REFRACT_CHECK(static_cast<int64_t>(vals.size()) == n)
-          << "reward " << cfg_.reward_funcs[k] << " returned " << vals.size() << " values for " << n;
-      double sum = 0, cnt = 0;
-      std::vector<double> present;
-      for (int64_t i = 0; i < n; ++i) {
-        per_func[i][k] = vals[i];
-        if (vals[i]) sum += *vals[i], cnt += 1, present.push_back(*vals[i]);
-      }
-      r.metrics["rewards/" + cfg_.reward_funcs[k] + "/mean"] = cnt ? sum / cnt : 0.0;
-      r.metrics["rewards/" + cfg_.reward_funcs[k] + "/std"] = unbiased_std(present);
-    }
+    std::vector<rewards::RewardInput> inputs;
+    const auto per_func = score_completions(gen.completions, sample_of_prompt, &inputs, &r.metrics);
     AdvantageResult adv = compute_advantages(per_func, weights_, g, cfg_.scale_rewards);
     r.advantages = torch::tensor(adv.advantages, torch::kFloat32);
     r.metrics["time/rewards"] = since(t_rw);
@@ -248,6 +232,94 @@ class GrpoTrainer {
       }
     }
     return r;
+  }
+
+  // Rewards of every completion by every reward function ([N][K], nullopt = no opinion); with
+  // `metrics`, their per-function mean / std.
+  std::vector<std::vector<std::optional<double>>> score_completions(
+      const std::vector<generate::Completion>& completions, const std::vector<int64_t>& sample_of_prompt,
+      std::vector<rewards::RewardInput>* inputs_out, std::map<std::string, double>* metrics) {
+    const int64_t n = static_cast<int64_t>(completions.size());
+    std::vector<rewards::RewardInput> inputs(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& c = completions[i];
+      const int64_t idx = sample_of_prompt[c.prompt_index];
+      const data::Sample& smp = setup_.samples[idx];
+      const EncodedSample& e = setup_.encode(idx, false);
+      auto& in = inputs[i];
+      in.prompt = e.prompt_text;
+      in.completion_ids.assign(c.ids.begin(), c.ids.end());
+      // ref: VLM-R1 decodes completions with skip_special_tokens=True.
+      in.completion = setup_.tokenizer->decode(in.completion_ids, true);
+      in.solution = smp.solution;
+      in.extra = smp.extra;
+      in.reward_method = smp.reward_method.empty() ? cfg_.reward_method : smp.reward_method;
+      in.images = e.image_sizes;
+      in.max_completion_length = cfg_.max_completion_length;
+    }
+    std::vector<std::vector<std::optional<double>>> per_func(n, std::vector<std::optional<double>>(reward_fns_.size()));
+    for (size_t k = 0; k < reward_fns_.size(); ++k) {
+      auto vals = reward_fns_[k](inputs);
+      REFRACT_CHECK(static_cast<int64_t>(vals.size()) == n)
+          << "reward " << cfg_.reward_funcs[k] << " returned " << vals.size() << " values for " << n;
+      double sum = 0, cnt = 0;
+      std::vector<double> present;
+      for (int64_t i = 0; i < n; ++i) {
+        per_func[i][k] = vals[i];
+        if (vals[i]) sum += *vals[i], cnt += 1, present.push_back(*vals[i]);
+      }
+      if (metrics) {
+        (*metrics)["rewards/" + cfg_.reward_funcs[k] + "/mean"] = cnt ? sum / cnt : 0.0;
+        (*metrics)["rewards/" + cfg_.reward_funcs[k] + "/std"] = unbiased_std(present);
+      }
+    }
+    if (inputs_out) *inputs_out = std::move(inputs);
+    return per_func;
+  }
+
+  // Dynamic sampling (ms-swift `dynamic_sample` / DAPO): a group whose G rewards all agree has
+  // zero advantages and teaches nothing, so its prompt is replaced by another one and that
+  // group is sampled again, at most max_resample_times rounds; groups still agreeing after that
+  // are kept. Replacement prompts are a function of (seed, round, attempt, slot) only, so a
+  // resumed run redraws the same ones. Returns how many groups were redrawn.
+  int64_t resample_agreeing_groups(int64_t round_id, const generate::GenerationConfig& base_gc,
+                                   std::vector<generate::PromptInput>* prompts,
+                                   std::vector<int64_t>* sample_of_prompt,
+                                   generate::GenerationResult* gen) {
+    const int64_t g = cfg_.num_generations;
+    const int64_t num_prompts = static_cast<int64_t>(prompts->size());
+    int64_t redrawn = 0;
+    for (int64_t attempt = 1; attempt <= cfg_.max_resample_times; ++attempt) {
+      const auto per_func = score_completions(gen->completions, *sample_of_prompt, nullptr, nullptr);
+      const AdvantageResult adv = compute_advantages(per_func, weights_, g, "none");
+      std::vector<int64_t> agreeing;
+      for (int64_t p = 0; p < num_prompts; ++p) {
+        bool same = true;
+        for (int64_t j = 1; j < g && same; ++j) same = adv.rewards[p * g + j] == adv.rewards[p * g];
+        if (same) agreeing.push_back(p);
+      }
+      if (agreeing.empty()) break;
+      std::vector<generate::PromptInput> redo;
+      for (int64_t p : agreeing) {
+        const uint64_t h = data::derive_seed(data::derive_seed(cfg_.seed, 7000003 + round_id),
+                                             static_cast<uint64_t>(attempt * num_prompts + p));
+        const int64_t idx = static_cast<int64_t>(h % static_cast<uint64_t>(setup_.samples.size()));
+        const EncodedSample& e = setup_.encode(idx, false);
+        (*sample_of_prompt)[p] = idx;
+        (*prompts)[p] = {e.prompt_ids, e.pixel_values, e.image_grid_thw};
+        redo.push_back((*prompts)[p]);
+      }
+      generate::GenerationConfig gc = base_gc;
+      gc.seed = static_cast<int64_t>(data::derive_seed(base_gc.seed, 100 + attempt) >> 1);
+      generate::GenerationResult again = generate::generate(*setup_.model, redo, gc);
+      for (auto& c : again.completions) {
+        const int64_t p = agreeing[c.prompt_index];
+        c.prompt_index = p;
+        gen->completions[p * g + c.generation_index] = std::move(c);
+      }
+      redrawn += static_cast<int64_t>(agreeing.size());
+    }
+    return redrawn;
   }
 
   PolicyBatch make_batch(const Round& r, int64_t s, int64_t e, bool use_embeds = true) {

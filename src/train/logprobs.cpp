@@ -24,7 +24,15 @@ PolicyLogps completion_logps(model::Qwen2_5_VLImpl& model, const PolicyBatch& ba
   const torch::Device dev = model.device();
   const int64_t t = batch.completion_ids.size(1);
   model::ModelInputs in;
-  in.input_ids = torch::cat({prompt, batch.completion_ids.cpu()}, 1).to(dev);
+  // A sampled completion may contain vision special tokens (<|image_pad|>, <|vision_start|>):
+  // fed back as input they would be taken for image positions (count mismatch with the
+  // embeddings, wrong M-RoPE). They are fed as padding instead; their log-probs are still
+  // read at the sampled ids. ref: TRL has the same hazard with HF Qwen2.5-VL.
+  torch::Tensor completion_in = batch.completion_ids.cpu().clone();
+  const auto& mc = model.config();
+  for (int64_t special : {mc.image_token_id, mc.video_token_id, mc.vision_start_token_id})
+    completion_in.masked_fill_(completion_in == special, batch.pad_id);
+  in.input_ids = torch::cat({prompt, completion_in}, 1).to(dev);
   in.attention_mask = torch::cat({pmask, batch.completion_mask.cpu().to(torch::kInt64)}, 1).to(dev);
   if (batch.image_embeds.defined()) {
     in.image_embeds = batch.image_embeds;

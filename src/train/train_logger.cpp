@@ -68,6 +68,8 @@ bool TrainLogger::step(int64_t global_step, double epoch,
   if (!due) return false;
   std::map<std::string, double> means;
   for (const auto& [k, a] : acc_) means[k] = a.first / static_cast<double>(a.second);
+  // Cumulative counters are reported at their current value, not averaged.
+  if (auto it = metrics.find("num_tokens"); it != metrics.end()) means["num_tokens"] = it->second;
   acc_.clear();
   log_now(global_step, epoch, means);
   return true;

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "data/load.h"
 #include "data/rng.h"
+#include "data/validate.h"
 #include "train/optim.h"
 
 namespace fs = std::filesystem;
@@ -16,7 +17,9 @@ namespace refract::train {
 torch::Device parse_device(const std::string& name) {
   try {
     torch::Device d(name);
-    if (d.is_cuda()) REFRACT_CHECK(torch::cuda::is_available()) << "device " << name << ": CUDA not available";
+    if (d.is_cuda()) {
+      REFRACT_CHECK(torch::cuda::is_available()) << "device " << name << ": CUDA not available";
+    }
     return d;
   } catch (const c10::Error& e) {
     REFRACT_FAIL() << "device: '" << name << "' is not a device (cpu, cuda, cuda:N)";
@@ -52,7 +55,20 @@ TrainSetup make_setup(const TrainingConfig& cfg_in) {
   s.model = model::load_pretrained(cfg.model_name_or_path, s.device, cfg.torch_dtype);
   if (cfg.freeze_vision_modules) model::freeze_vision_modules(*s.model);
   if (cfg.freeze_aligner) model::freeze_aligner(*s.model);
-  REFRACT_CHECK(!cfg.use_peft) << "use_peft: LoRA training is not wired into the trainer yet";
+  if (cfg.use_peft) {
+    model::LoraConfig lc;
+    lc.lora_r = cfg.lora_r;
+    lc.lora_alpha = static_cast<double>(cfg.lora_alpha);
+    lc.lora_dropout = cfg.lora_dropout;
+    lc.lora_target_modules = cfg.lora_target_modules;
+    const auto adapted = model::apply_lora(*s.model, lc);
+    REFRACT_CHECK(!adapted.empty()) << "lora_target_modules: no Linear layer of the model matches";
+    // Only the adapters train (PEFT): the base, vision tower included, stays frozen.
+    model::freeze_base(*s.model);
+    s.lora = lc;
+    LOG_INFO("LoRA r={} alpha={} dropout={} on {} modules", lc.lora_r, lc.lora_alpha, lc.lora_dropout,
+             adapted.size());
+  }
   const std::string tok_path =
       cfg.data.tokenizer_path.empty() ? cfg.model_name_or_path : cfg.data.tokenizer_path;
   s.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(tok_path));
@@ -63,12 +79,12 @@ TrainSetup make_setup(const TrainingConfig& cfg_in) {
   s.preprocess.patch_size = s.model->config().vision_config.patch_size;
   s.preprocess.merge_size = s.model->config().vision_config.spatial_merge_size;
   s.preprocess.temporal_patch_size = s.model->config().vision_config.temporal_patch_size;
-  data::Dataset ds = data::load_dataset(cfg.data);
-  if (ds.num_rejected() > 0) {
-    LOG_WARN("{}", data::format_report(ds));
-    REFRACT_CHECK(cfg.data.on_bad_sample == "skip")
-        << ds.num_rejected() << " unusable samples (on_bad_sample=error; see the report above)";
-  }
+  // The same check as `refract data check`: images, boxes, prompt lengths; rejected samples
+  // stop the run (on_bad_sample=error) or are reported and skipped, never dropped silently.
+  data::DataConfig dc = cfg.data;
+  dc.min_pixels = s.preprocess.min_pixels;
+  dc.max_pixels = s.preprocess.max_pixels;
+  data::Dataset ds = data::prepare_dataset(dc, s.tokenizer.get());
   s.samples = std::move(ds.samples);
   REFRACT_CHECK(!s.samples.empty()) << "no usable training samples";
   s.encoded.resize(s.samples.size());
@@ -107,7 +123,9 @@ int64_t TrainLoop::start() {
   const std::string dir = resolve_resume(cfg_.resume_from_checkpoint, cfg_.output_dir);
   if (dir.empty()) return 1;
   // Weights first (the optimizer state refers to the same parameter tensors).
-  {
+  if (setup_.lora) {
+    model::load_lora_weights_into(*setup_.model, dir);
+  } else {
     model::Qwen2_5_VL loaded = model::load_pretrained(dir, setup_.device, cfg_.torch_dtype);
     torch::NoGradGuard ng;
     auto src = loaded->named_parameters();
@@ -161,8 +179,14 @@ void TrainLoop::save(int64_t step) {
                   {"warmup_steps", schedule_.warmup_steps}, {"total_steps", total_steps_}};
   if (get_extra) st.extra = get_extra();
   auto& m = *setup_.model;
+  auto save_weights = [&](const std::string& d) {
+    if (!setup_.lora) return model::save_pretrained(m, d);
+    // PEFT checkpoint (as HF Trainer writes it): adapter + tokenizer files.
+    model::save_lora(m, *setup_.lora, d);
+    model::copy_tokenizer_files(m.name_or_path, d);
+  };
   const std::string dir = save_checkpoint(
-      cfg_.output_dir, st, [&](const std::string& d) { model::save_pretrained(m, d); },
+      cfg_.output_dir, st, save_weights,
       optimizer_.get(), cfg_.save_total_limit);
   last_saved_ = step;
   LOG_INFO("saved {}", dir);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "model/lora.h"
 #include "model/qwen2_5_vl.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
@@ -46,6 +47,9 @@ class DataOrder {
 struct TrainSetup {
   torch::Device device{torch::kCPU};
   model::Qwen2_5_VL model{nullptr};
+  // use_peft: the adapters' settings; checkpoints then hold the PEFT adapter (not the model)
+  // and the GRPO reference policy is the base with adapters disabled.
+  std::optional<model::LoraConfig> lora;
   std::unique_ptr<text::Tokenizer> tokenizer;
   std::vector<data::Sample> samples;
   std::vector<std::optional<EncodedSample>> encoded;  // lazily filled cache

@@ -17,12 +17,12 @@ using namespace refract;
 
 namespace {
 
-struct Run {
+struct CliRun {
   int code;
   std::string out;
 };
 
-Run run(const std::string& args) {
+CliRun run(const std::string& args) {
   const std::string cmd = std::string(REFRACT_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -42,11 +42,11 @@ TEST(DataCli, SynthAllTasksThenCheck) {
   fs::remove_all(dir);
   std::string files;
   for (const char* task : {"rec", "det", "count", "ocr", "cls"}) {
-    Run r = run(std::string("data synth --task ") + task + " --num_samples 12 --seed 3 --output " + dir.string());
+    CliRun r = run(std::string("data synth --task ") + task + " --num_samples 12 --seed 3 --output " + dir.string());
     ASSERT_EQ(r.code, 0) << r.out;
     files += (files.empty() ? "" : ":") + (dir / (std::string(task) + "_in_domain.jsonl")).string();
   }
-  Run r = run("data synth --task rec --split relational --num_samples 12 --seed 3 --output " + dir.string());
+  CliRun r = run("data synth --task rec --split relational --num_samples 12 --seed 3 --output " + dir.string());
   ASSERT_EQ(r.code, 0) << r.out;
   files += ":" + (dir / "rec_relational.jsonl").string() + ":" + (dir / "det_in_domain_coco.json").string();
   r = run("data check --data_file_paths " + files + " --tokenizer_path " + REFRACT_FIXTURES_DIR +
@@ -79,7 +79,7 @@ TEST(DataCli, SynthAllTasksThenCheck) {
 
 TEST(DataCli, CheckReportsBrokenFilesAndExitCodes) {
   const std::string args = "data check --data_file_paths " + fixture("broken.jsonl") + " --image_folders " + fixture("images");
-  Run r = run(args);
+  CliRun r = run(args);
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("read 10, usable 1, rejected 9"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(fixture("broken.jsonl") + ":7: degenerate box [40, 30, 40, 60]"), std::string::npos) << r.out;

@@ -198,3 +198,37 @@ TEST(SampleNext, UntruncatedSamplingLogProbIsTemperatureScaled) {
 }
 }  // namespace
 }  // namespace refract::generate
+
+namespace refract::generate {
+namespace {
+TEST(TopP, LargeVocabularyKeepsTheNucleus) {
+  // 20000 tokens: peaked rows take the candidate fast path, the flat row the full sort. The
+  // kept set must be the smallest prefix of the descending order whose mass reaches top_p,
+  // computed here independently in double precision.
+  torch::manual_seed(0);
+  auto logits = torch::randn({3, 20000}, torch::kDouble);
+  logits[0] *= 6.0;
+  logits[1] *= 4.0;  // row 2 stays flat: the nucleus spans thousands of tokens
+  const double top_p = 0.9;
+  // Each row alone (fast path for the peaked ones), and the batch (one flat row sends the
+  // whole batch through the full sort).
+  std::vector<torch::Tensor> alone;
+  for (int r = 0; r < 3; ++r) alone.push_back(apply_top_p(logits[r].unsqueeze(0).to(torch::kFloat), top_p));
+  auto batch = apply_top_p(logits.to(torch::kFloat), top_p);
+  for (int r = 0; r < 6; ++r) {
+    auto row = r < 3 ? alone[r][0] : batch[r - 3];
+    auto probs = logits[r % 3].softmax(-1);
+    auto sorted = probs.sort(-1, /*descending=*/true);
+    auto p = std::get<0>(sorted);
+    auto idx = std::get<1>(sorted);
+    auto above = p.cumsum(-1) - p;
+    int64_t n_keep = (above < top_p).sum().item<int64_t>();
+    auto kept = torch::isfinite(row);
+    if (r == 0) EXPECT_LT(n_keep, 1000);  // row 0 alone exercises the candidate fast path
+    if (r == 2) EXPECT_GT(n_keep, 4096);  // row 2 needs the full sort
+    EXPECT_EQ(kept.sum().item<int64_t>(), n_keep) << "row " << r;
+    EXPECT_TRUE(kept.index_select(0, idx.narrow(0, 0, n_keep)).all().item<bool>()) << "row " << r;
+  }
+}
+}  // namespace
+}  // namespace refract::generate

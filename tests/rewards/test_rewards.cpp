@@ -47,6 +47,13 @@ TEST(Format, FullMatchLikeVlmR1) {
   EXPECT_EQ(score("format", input("<answer>x</answer>", "")), 0.0);
 }
 
+TEST(Format, PatternSettingReplacesTheThinkAnswerShape) {
+  const json s = {{"format_pattern", R"(<answer>\{"bbox_2d": \[\d+, \d+, \d+, \d+\]\}</answer>)"}};
+  EXPECT_EQ(score("format", input(R"(<answer>{"bbox_2d": [1, 2, 3, 4]}</answer>)", ""), s), 1.0);
+  EXPECT_EQ(score("format", input(R"(<answer>{"bbox_2d": [1, 2, 3]}</answer>)", ""), s), 0.0);
+  EXPECT_EQ(score("format", input(R"(<think>t</think><answer>{"bbox_2d": [1, 2, 3, 4]}</answer>)", ""), s), 0.0);
+}
+
 TEST(Format, RecFormatNeedsIntBoxInBraces) {
   EXPECT_EQ(score("rec_format",
                   input("<think>t</think> <answer>{\"bbox_2d\": [1, 2, 3, 4]}</answer>", "")), 1.0);

@@ -7,18 +7,20 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-struct Run {
+struct CliResult {
   int status;
   std::string out;
 };
 
-Run run(const std::string& args) {
+CliResult run(const std::string& args) {
   const std::string cmd = std::string(REFRACT_BINARY) + " " + args + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -46,7 +48,7 @@ TEST(ScoreCli, DetMatchesPycocotools) {
   const fs::path d = tmp_dir();
   write(d / "gt.json", j["gt"].dump());
   write(d / "dt.json", j["dt"].dump());
-  const Run r = run("score det --gt " + (d / "gt.json").string() + " --predictions " +
+  const CliResult r = run("score det --gt " + (d / "gt.json").string() + " --predictions " +
                     (d / "dt.json").string() + " --output " + (d / "out.json").string());
   ASSERT_EQ(r.status, 0) << r.out;
   const json got = json::parse(r.out);
@@ -66,8 +68,13 @@ TEST(ScoreCli, RecCountOcrCls) {
   write(d / "rec_preds.jsonl",
         "{\"id\": 1, \"prediction\": \"<think>x</think><answer>{\\\"bbox_2d\\\": [0, 0, 10, 10]}</answer>\"}\n"
         "{\"id\": 2, \"prediction\": \"<answer>[0, 0, 10, 10]</answer>\"}\n");
-  Run r = run("score rec --predictions " + (d / "rec_preds.jsonl").string() + " --references " +
+  // Without image sizes, absolute_resized (the default) cannot map boxes: an error, not a guess.
+  CliResult r = run("score rec --predictions " + (d / "rec_preds.jsonl").string() + " --references " +
               (d / "rec_refs.jsonl").string() + " --output " + (d / "rec.json").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_FALSE(fs::exists(d / "rec.json"));
+  r = run("score rec --coords absolute --predictions " + (d / "rec_preds.jsonl").string() + " --references " +
+          (d / "rec_refs.jsonl").string() + " --output " + (d / "rec.json").string());
   ASSERT_EQ(r.status, 0) << r.out;
   json s = json::parse(r.out);
   EXPECT_NEAR(s["accuracy"].get<double>(), 1.0 / 3, 1e-12);
@@ -105,4 +112,21 @@ TEST(ScoreCli, ErrorsAreReported) {
   EXPECT_NE(run("score det --predictions /nonexistent.json").status, 0);  // no --gt
   EXPECT_NE(run("score bogus --predictions x").status, 0);
   EXPECT_EQ(run("score --help").status, 0);
+}
+
+TEST(ScoreCli, RecAbsoluteResizedMapsThroughSmartResize) {
+  const fs::path d = tmp_dir();
+  // 1000 x 500 -> smart_resize 1008 x 504 (round(1000/28) = 36, round(500/28) = 18 cells), so
+  // the full resized frame maps back to the full original image: IoU exactly 1. Read as
+  // original pixels it would be 1000*500 / (1008*504).
+  write(d / "refs.jsonl", "{\"id\": \"a\", \"solution\": [0, 0, 1000, 500], \"width\": 1000, \"height\": 500}\n");
+  write(d / "preds.jsonl", "{\"id\": \"a\", \"prediction\": \"<answer>[0, 0, 1008, 504]</answer>\"}\n");
+  CliResult r = run("score rec --predictions " + (d / "preds.jsonl").string() + " --references " +
+                    (d / "refs.jsonl").string() + " --output " + (d / "out.json").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NEAR(json::parse(r.out)["mean_iou"].get<double>(), 1.0, 1e-12);
+  r = run("score rec --coords absolute --predictions " + (d / "preds.jsonl").string() + " --references " +
+          (d / "refs.jsonl").string() + " --output " + (d / "out.json").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NEAR(json::parse(r.out)["mean_iou"].get<double>(), 1000.0 * 500 / (1008.0 * 504), 1e-12);
 }

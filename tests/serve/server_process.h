@@ -36,21 +36,26 @@ class ServerProcess {
     }
     close(fds[1]);
     out_fd_ = fds[0];
-    // Read the announcement line: "refract serve: listening on http://127.0.0.1:PORT (model ...)".
-    std::string line;
+    // Read until the announcement line: "refract serve: listening on http://127.0.0.1:PORT (model ...)"
+    // (log lines may come first on the same stream).
+    const std::string kMark = "refract serve: listening on http://";
+    std::string text;
+    size_t at = std::string::npos;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (line.find('\n') == std::string::npos) {
+    while (at == std::string::npos || text.find('\n', at) == std::string::npos) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return fail("no announcement within the timeout");
       pollfd p{out_fd_, POLLIN, 0};
       if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
       char buf[256];
       const ssize_t n = read(out_fd_, buf, sizeof(buf));
-      if (n <= 0) return fail("server exited before listening");
-      line.append(buf, size_t(n));
+      if (n <= 0) return fail("server exited before listening: " + text);
+      text.append(buf, size_t(n));
+      at = text.find(kMark);
     }
+    const std::string line = text.substr(at, text.find('\n', at) - at);
     const size_t colon = line.rfind(':', line.find(" (model"));
-    if (colon == std::string::npos) return fail("unexpected first line: " + line);
+    if (colon == std::string::npos) return fail("unexpected announcement: " + line);
     port_ = std::stoi(line.substr(colon + 1));
     return true;
   }

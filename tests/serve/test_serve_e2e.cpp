@@ -82,7 +82,7 @@ ServerProcess* ServeEndToEnd::server_ = nullptr;
 TEST_F(ServeEndToEnd, HealthAndModels) {
   auto c = client();
   auto h = c.Get("/health");
-  ASSERT_TRUE(h);
+  ASSERT_TRUE(h) << httplib::to_string(h.error()) << " port " << server_->port() << "\n" << read_file(dir_->file("server.log"));
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(json::parse(h->body)["status"], "ok");
   auto m = c.Get("/v1/models");

@@ -99,7 +99,16 @@ TEST(Checkpoint, KillNineDuringSaveKeepsPreviousCheckpoint) {
                         toy.opt.get(), 2);
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 170 * round));
+    // Wait for the child's first complete checkpoint of this round (slow on a loaded
+    // machine), then kill at a varying moment of a later save.
+    for (int i = 0; i < 600; ++i) {
+      bool found = false;
+      for (const auto& d : list_checkpoints(out))
+        if (std::stoll(fs::path(d).filename().string().substr(11)) > round * 1000) found = true;
+      if (found) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + 170 * round));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
