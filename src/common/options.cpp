@@ -1,5 +1,7 @@
 #include "common/options.h"
 
+#include <limits>
+
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -106,6 +108,8 @@ bool assign(const Options::Field& field, const std::vector<std::string>& items, 
       std::string s;
       int64_t v;
       if (!one(&s) || !parse_int64(trim(s), &v)) return false;
+      // Out of int's range is a bad value, not a silent truncation.
+      if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) return false;
       *p = static_cast<int>(v);
       return true;
     }

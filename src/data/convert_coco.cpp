@@ -41,6 +41,11 @@ void convert_coco(const nlohmann::json& j, const Context& ctx, std::vector<Sampl
       reject(where, "an annotation needs 'image_id', 'category_id' and 'bbox'");
       continue;
     }
+    if (!a["image_id"].is_number_integer() || !a["category_id"].is_number_integer()) {
+      reject(where, "'image_id' and 'category_id' must be integers, got " + a["image_id"].dump() + " and " +
+                        a["category_id"].dump());
+      continue;
+    }
     if (a.value("iscrowd", 0) == 1) continue;
     const auto& b = a["bbox"];
     bool ok = b.is_array() && b.size() == 4;
@@ -59,10 +64,20 @@ void convert_coco(const nlohmann::json& j, const Context& ctx, std::vector<Sampl
         {{"bbox_2d", {x, y, x + w, y + h}}, {"label", cat->second}});
   }
 
+  std::map<int64_t, bool> listed;  // image ids present in "images"
+  for (const auto& im : j["images"])
+    if (im.is_object() && im.contains("id") && im["id"].is_number_integer()) listed[im["id"].get<int64_t>()] = true;
+  // Ground truth for an image that is not listed would vanish with no prompt to carry it.
+  for (const auto& [image_id, gt] : gt_by_image)
+    if (!listed.count(image_id))
+      reject("image_id=" + std::to_string(image_id),
+             std::to_string(gt.size()) + " annotation(s) for an image id missing from 'images'");
+
   for (const auto& im : j["images"]) {
-    if (!im.is_object() || !im.contains("id") || !im.contains("file_name") || !im["file_name"].is_string()) {
+    if (!im.is_object() || !im.contains("id") || !im["id"].is_number_integer() || !im.contains("file_name") ||
+        !im["file_name"].is_string()) {
       ++report->read;
-      reject("images", "an image needs 'id' and a string 'file_name'");
+      reject("images", "an image needs an integer 'id' and a string 'file_name', got " + im.dump().substr(0, 120));
       continue;
     }
     const int64_t image_id = im["id"].get<int64_t>();

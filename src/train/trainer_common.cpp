@@ -61,6 +61,9 @@ TrainSetup make_setup(const TrainingConfig& cfg_in) {
     lc.lora_alpha = static_cast<double>(cfg.lora_alpha);
     lc.lora_dropout = cfg.lora_dropout;
     lc.lora_target_modules = cfg.lora_target_modules;
+    // lora_A's random init comes from torch's generator: seed it (as HF Trainer's set_seed
+    // does before model setup) so a run, and its resume, start from the same adapters.
+    torch::manual_seed(static_cast<uint64_t>(cfg.seed));
     const auto adapted = model::apply_lora(*s.model, lc);
     REFRACT_CHECK(!adapted.empty()) << "lora_target_modules: no Linear layer of the model matches";
     // Only the adapters train (PEFT): the base, vision tower included, stays frozen.

@@ -71,6 +71,21 @@ TEST(Options, BadValueNamesKey) {
   EXPECT_THROW(o.load_yaml_string("use_peft: maybe\n", "cfg.yaml"), Error);
 }
 
+TEST(Options, IntOutOfRangeIsABadValueNotATruncation) {
+  int workers = 1;
+  Options o;
+  o.add("num_workers", &workers, "threads");
+  try {
+    o.load_yaml_string("num_workers: 4294967297\n", "cfg.yaml");  // 2^32 + 1 would truncate to 1
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("num_workers"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(workers, 1);
+  o.load_yaml_string("num_workers: -3\n", "cfg.yaml");
+  EXPECT_EQ(workers, -3);
+}
+
 TEST(Options, FlagsOverrideYaml) {
   Demo d;
   Options o;

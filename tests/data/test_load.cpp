@@ -2,6 +2,9 @@
 // Expected values are written by hand from the fixture files (tests/fixtures/data).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "common/check.h"
 #include "data/load.h"
 #include "data/prompt.h"
@@ -257,6 +260,26 @@ TEST(Coco, Pr1AndVisualRftPrompts) {
   EXPECT_NE(d.samples[1].prompt[0].content[1].text.find("the category 'square'"), std::string::npos);
   validate_dataset(d, validate_options(c, nullptr));
   EXPECT_EQ(d.samples.size(), 3u);
+}
+
+TEST(Coco, BadRecordsAreReportedNotThrownNorDropped) {
+  const std::string path = (std::filesystem::temp_directory_path() / "refract_coco_bad.json").string();
+  std::ofstream(path) << R"({
+    "images": [{"id": 1, "file_name": "a.png"}, {"id": "2", "file_name": "b.png"}],
+    "categories": [{"id": 1, "name": "circle"}],
+    "annotations": [
+      {"id": 10, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
+      {"id": 11, "image_id": 1, "category_id": "1", "bbox": [0, 0, 5, 5]},
+      {"id": 12, "image_id": 7, "category_id": 1, "bbox": [1, 1, 2, 2]}]})";
+  Dataset d = load_dataset(base(path));
+  ASSERT_EQ(d.samples.size(), 1u);
+  EXPECT_EQ(d.samples[0].solution.size(), 1u);
+  std::vector<std::string> got;
+  for (const auto& r : d.reports[0].rejected) got.push_back(r.where + ": " + r.reason);
+  ASSERT_EQ(got.size(), 3u) << ::testing::PrintToString(got);
+  EXPECT_EQ(got[0], path + ":annotation id=11: 'image_id' and 'category_id' must be integers, got 1 and \"1\"");
+  EXPECT_EQ(got[1], path + ":image_id=7: 1 annotation(s) for an image id missing from 'images'");
+  EXPECT_NE(got[2].find(path + ":images: an image needs an integer 'id'"), std::string::npos) << got[2];
 }
 
 TEST(Validation, EveryReasonIsReportedWithFileAndLine) {

@@ -190,6 +190,20 @@ TEST(ShapesWorld, AnswersCarryTheGroundTruth) {
   for (int64_t i = 0; i < 50; ++i) {
     SynthSample s = make_sample(cfg, i);
     EXPECT_EQ(s.answer, "<answer>" + std::to_string(s.solution.get<int64_t>()) + "</answer>");
+    // Recount from the drawn objects and the question's words alone.
+    int64_t want = 0;
+    for (const Object& o : s.objects) {
+      const std::string colour_q = std::string("How many ") + palette()[o.spec.colour].name + " shapes are there?";
+      const std::string shape_q = std::string("How many ") + shape_plural(o.spec.shape) + " are there?";
+      want += (s.question == colour_q || s.question == shape_q) ? 1 : 0;
+    }
+    EXPECT_EQ(s.solution.get<int64_t>(), want) << s.question;
+  }
+  cfg.task = "cls";
+  for (int64_t i = 0; i < 20; ++i) {
+    SynthSample s = make_sample(cfg, i);
+    ASSERT_EQ(s.objects.size(), 1u);
+    EXPECT_EQ(s.solution, shape_name(s.objects[0].spec.shape));
   }
   cfg.task = "ocr";
   for (int64_t i = 0; i < 20; ++i) {
@@ -206,3 +220,23 @@ TEST(ShapesWorld, AnswersCarryTheGroundTruth) {
        << "], \"label\": \"" << s.objects[0].label() << "\"}</answer>";
   EXPECT_EQ(s.answer, want.str());
 }
+
+namespace refract::data::shapes {
+namespace {
+// ood_crowded is "more objects than training ever shows" for every task, not only rec.
+TEST(ShapesWorld, CrowdedSplitExceedsEveryInDomainCount) {
+  for (const char* task : {"rec", "det", "count"}) {
+    SynthConfig cfg;
+    cfg.task = task;
+    size_t in_max = 0, crowded_min = 1000;
+    for (int64_t i = 0; i < 60; ++i) {
+      cfg.split = "in_domain";
+      in_max = std::max(in_max, make_sample(cfg, i).objects.size());
+      cfg.split = "ood_crowded";
+      crowded_min = std::min(crowded_min, make_sample(cfg, i).objects.size());
+    }
+    EXPECT_GT(crowded_min, in_max) << task;
+  }
+}
+}  // namespace
+}  // namespace refract::data::shapes

@@ -156,7 +156,7 @@ TEST(Resume, GrpoOnePlusOneEqualsTwo) {
 // use_peft: checkpoints hold only the PEFT adapter, the base never changes, the reference is
 // the base with adapters disabled (B = 0 at the start, so the first KL is exactly 0), and
 // resume continues exactly.
-TEST(Resume, GrpoLoraOnePlusOneEqualsTwo) {
+TEST(Resume, GrpoLoraTwoPlusTwoEqualsFour) {
   const std::string a = world().root + "/grpo_lora_a", b = world().root + "/grpo_lora_b";
   GrpoConfig ca;
   base(ca, a);
@@ -164,7 +164,8 @@ TEST(Resume, GrpoLoraOnePlusOneEqualsTwo) {
   ca.num_generations = 4;
   ca.per_device_train_batch_size = 4;
   ca.gradient_accumulation_steps = 2;
-  ca.num_iterations = 2;               // old log-probs as well
+  ca.num_iterations = 2;               // old log-probs as well; a round spans 2 steps
+
   ca.max_completion_length = 12;
   ca.reward_funcs = {std::string("external:python3 ") + REFRACT_FIXTURES_DIR + "/train/distinct_chars_reward.py"};
   ca.beta = 0.04;
@@ -173,28 +174,28 @@ TEST(Resume, GrpoLoraOnePlusOneEqualsTwo) {
   ca.lora_alpha = 8;
   ca.lora_dropout = 0.0;
   ca.learning_rate = 1e-2;
-  ca.max_steps = 3;
+  ca.max_steps = 4;
   RunSummary ra = run_grpo(ca);
   GrpoConfig cb = ca;
   cb.output_dir = b;
-  cb.max_steps = 1;
+  cb.max_steps = 2;  // resume at a round boundary (mid-round resume regenerates the round)
   run_grpo(cb);
-  cb.max_steps = 3;
+  cb.max_steps = 4;
   cb.resume_from_checkpoint = "true";
   RunSummary rb = run_grpo(cb);
-  EXPECT_EQ(rb.first_step, 2);
+  EXPECT_EQ(rb.first_step, 3);
   for (const char* f : {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "trainer_state.json"})
-    EXPECT_TRUE(fs::exists(a + "/checkpoint-3/" + f)) << f;
-  EXPECT_FALSE(fs::exists(a + "/checkpoint-3/model.safetensors"));
-  EXPECT_EQ(read_file(a + "/checkpoint-3/adapter_model.safetensors"),
-            read_file(b + "/checkpoint-3/adapter_model.safetensors"));
+    EXPECT_TRUE(fs::exists(a + "/checkpoint-4/" + f)) << f;
+  EXPECT_FALSE(fs::exists(a + "/checkpoint-4/model.safetensors"));
+  EXPECT_EQ(read_file(a + "/checkpoint-4/adapter_model.safetensors"),
+            read_file(b + "/checkpoint-4/adapter_model.safetensors"));
   EXPECT_EQ(comparable(ra.log_history), comparable(rb.log_history));
   // Step 1 starts from B = 0: policy == reference, KL exactly 0; later steps move away.
   EXPECT_EQ(ra.log_history[0]["kl"].get<double>(), 0.0);
-  EXPECT_GT(ra.log_history[2]["kl"].get<double>(), 0.0);
+  EXPECT_GT(ra.log_history[3]["kl"].get<double>(), 0.0);
   EXPECT_GT(ra.log_history[0]["grad_norm"].get<double>(), 0.0);
   // The adapter changed (B is no longer 0) and is readable as a PEFT adapter.
-  auto t = refract::io::load_tensors(a + "/checkpoint-3/adapter_model.safetensors");
+  auto t = refract::io::load_tensors(a + "/checkpoint-4/adapter_model.safetensors");
   double b_abs = 0;
   for (auto& [k, v] : t)
     if (k.find("lora_B") != std::string::npos) b_abs += v.abs().sum().item<double>();

@@ -220,7 +220,10 @@ SynthSample make_det(const SynthConfig& cfg, Rng& rng) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     const int64_t w = pick_side(rng, r.side_lo, r.side_hi, layout_of(cfg));
     const int64_t h = pick_side(rng, r.side_lo, r.side_hi, layout_of(cfg));
-    const int64_t n = rng.uniform_int(r.n_lo, r.n_hi + (cfg.split == "ood_crowded" ? 0 : 2));
+    // In-domain det shows up to max_objects + 2 objects: ood_crowded starts beyond that.
+    const int64_t n = cfg.split == "ood_crowded"
+                          ? rng.uniform_int(std::max(r.n_lo, cfg.max_objects + 3), std::max(r.n_hi, cfg.max_objects + 5))
+                          : rng.uniform_int(r.n_lo, r.n_hi + 2);
     std::vector<ObjectSpec> specs;
     for (int64_t i = 0; i < n; ++i) specs.push_back(random_spec(rng, combo && i == 0));
     auto scene = render_scene(rng, w, h, specs, layout_of(cfg));
@@ -268,8 +271,10 @@ SynthSample make_count(const SynthConfig& cfg, Rng& rng) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     const int64_t w = pick_side(rng, r.side_lo, r.side_hi, layout_of(cfg));
     const int64_t h = pick_side(rng, r.side_lo, r.side_hi, layout_of(cfg));
-    const int64_t n = cfg.split == "ood_crowded" ? rng.uniform_int(r.n_lo, r.n_hi)
-                                                 : rng.uniform_int(1, std::max<int64_t>(4, r.n_hi + 2));
+    const int64_t in_domain_max = std::max<int64_t>(4, cfg.max_objects + 2);
+    const int64_t n = cfg.split == "ood_crowded"
+                          ? rng.uniform_int(std::max(r.n_lo, in_domain_max + 1), std::max(r.n_hi, in_domain_max + 3))
+                          : rng.uniform_int(1, in_domain_max);
     std::vector<ObjectSpec> specs;
     for (int64_t i = 0; i < n; ++i) specs.push_back(random_spec(rng, combo && i == 0));
     auto scene = render_scene(rng, w, h, specs, layout_of(cfg));
