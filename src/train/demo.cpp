@@ -37,7 +37,11 @@ void declare(Options& o, DemoConfig& c) {
       .choices({"ood_combo", "ood_crowded", "ood_size", "relational"});
   o.add("vision_pretrain_seconds", &c.vision_pretrain_seconds,
         "dense vision pre-training budget when re-creating the warm start (0 = none)");
+  o.add("vision_pretrain_steps", &c.vision_pretrain_steps,
+        "> 0: vision pre-training steps instead of seconds (reproducible by seed)");
   o.add("warm_start_seconds", &c.warm_start_seconds, "SFT budget when re-creating the warm start");
+  o.add("warm_start_steps", &c.warm_start_steps,
+        "> 0: warm-start SFT steps instead of seconds (reproducible by seed)");
   o.add("rl_seconds", &c.rl_seconds, "GRPO wall-time budget (continued SFT gets the same)");
   o.add("vocab_size", &c.vocab_size, "tokenizer size with --from_scratch");
   o.add("threads", &c.threads, "CPU threads");
@@ -135,12 +139,12 @@ void run_demo(const DemoConfig& c) {
     mi.threads = c.threads;
     model::run_model_init(mi);
     std::string sft_init = mi.output;
-    if (c.vision_pretrain_seconds > 0) {
+    if (c.vision_pretrain_seconds > 0 || c.vision_pretrain_steps > 0) {
       VisionPretrainConfig vp;
       vp.model_name_or_path = mi.output;
       vp.output_dir = init_dir + "/vision_pretrained";
-      vp.max_steps = 1000000;
-      vp.max_seconds = c.vision_pretrain_seconds;
+      vp.max_steps = c.vision_pretrain_steps > 0 ? c.vision_pretrain_steps : 1000000;
+      vp.max_seconds = c.vision_pretrain_steps > 0 ? 0.0 : c.vision_pretrain_seconds;
       vp.seed = c.seed;
       vp.threads = c.threads;
       const VisionPretrainResult r = run_vision_pretrain(vp);
@@ -155,7 +159,8 @@ void run_demo(const DemoConfig& c) {
     sft.data.data_file_paths = train_jsonl;
     sft.data.image_folders = data_dir + "/train";
     sft.output_dir = c.output + "/warm_start";
-    sft.max_seconds = c.warm_start_seconds;
+    if (c.warm_start_steps > 0) sft.max_steps = c.warm_start_steps, sft.max_seconds = 0;
+    else sft.max_seconds = c.warm_start_seconds;
     sft.seed = c.seed;
     sft.threads = c.threads;
     RunSummary ws = run_sft(sft);
@@ -194,8 +199,10 @@ void run_demo(const DemoConfig& c) {
       {"sft_start", eval_json(e_start)},
       {"grpo", eval_json(e_grpo)},
       {"sft_continued", eval_json(e_sft)},
-      {"grpo_reward_start", g.first_reward},
+      {"grpo_reward_start", g.first_reward},  // mean over the first / last min(10, steps/4) steps
       {"grpo_reward_end", g.last_reward},
+      {"grpo_rewards_start", g.first_rewards},  // per reward function (iou, format)
+      {"grpo_rewards_end", g.last_rewards},
       {"grpo_steps", g.last_step},
       {"grpo_seconds", g.wall_seconds},
       {"sft_continued_steps", s.last_step},
@@ -213,8 +220,10 @@ void run_demo(const DemoConfig& c) {
   row("sft_start", e_start);
   row("grpo", e_grpo);
   row("sft_continued", e_sft);
-  std::printf("GRPO mean sampled reward: %.4f -> %.4f over %lld steps (%.0f s); total %.0f s\n",
-              g.first_reward, g.last_reward, (long long)g.last_step, g.wall_seconds, wall);
+  const double iou0 = g.first_rewards.value("iou", 0.0), iou1 = g.last_rewards.value("iou", 0.0);
+  std::printf("GRPO mean sampled reward (first / last 10 steps): %.4f -> %.4f (iou %.4f -> %.4f) over %lld "
+              "steps (%.0f s); total %.0f s\n",
+              g.first_reward, g.last_reward, iou0, iou1, (long long)g.last_step, g.wall_seconds, wall);
   std::printf("summary: %s/summary.json\n", c.output.c_str());
 }
 

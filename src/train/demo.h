@@ -22,9 +22,11 @@ struct DemoConfig {
   int64_t train_samples = 20000;              // in-domain REC training set
   int64_t eval_samples = 1000;                // per held-out split
   std::string ood_split = "ood_combo";        // held-out colour-shape combinations
-  double vision_pretrain_seconds = 120;       // dense vision pre-training with --from_scratch
-  double warm_start_seconds = 600;            // SFT budget with --from_scratch
-  double rl_seconds = 300;                    // GRPO budget; continued SFT gets GRPO's wall time
+  double vision_pretrain_seconds = 180;       // dense vision pre-training with --from_scratch
+  int64_t vision_pretrain_steps = 0;          // > 0: a step count instead (reproducible by seed)
+  double warm_start_seconds = 1800;           // SFT budget with --from_scratch
+  int64_t warm_start_steps = 0;               // > 0: a step count instead (reproducible by seed)
+  double rl_seconds = 240;                    // GRPO budget; continued SFT gets GRPO's wall time
   int64_t vocab_size = 400;                   // tiny BPE tokenizer built with --from_scratch
   int64_t threads = 2;
 };

@@ -9,12 +9,11 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "data/validate.h"
-#include "generate/generator.h"
 #include "model/lora.h"
 #include "model/qwen2_5_vl.h"
 #include "rewards/score.h"
 #include "text/tokenizer.h"
-#include "train/encode.h"
+#include "train/evaluate.h"
 #include "train/trainer_common.h"
 
 namespace fs = std::filesystem;
@@ -76,37 +75,17 @@ nlohmann::json run_eval(const EvalConfig& c) {
   pp.patch_size = vc.patch_size;
   pp.merge_size = vc.spatial_merge_size;
   pp.temporal_patch_size = vc.temporal_patch_size;
-  const int64_t eos = tok.eos_token_id().value_or(static_cast<int32_t>(model->config().eos_token_id));
-
+  const auto greedy = generate_greedy(*model, tok, samples, pp, c.per_device_eval_batch_size, c.max_new_tokens);
   std::string preds, refs;
-  const size_t bs = static_cast<size_t>(c.per_device_eval_batch_size);
-  for (size_t s = 0; s < samples.size(); s += bs) {
-    const size_t e = std::min(samples.size(), s + bs);
-    std::vector<EncodedSample> enc;
-    std::vector<generate::PromptInput> prompts;
-    for (size_t i = s; i < e; ++i) enc.push_back(encode_sample(samples[i], tok, pp, false));
-    for (const auto& en : enc) prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw});
-    generate::GenerationConfig gc;
-    gc.max_new_tokens = c.max_new_tokens;
-    gc.do_sample = false;
-    gc.stop_token_ids = {eos};
-    gc.num_generations = 1;
-    gc.pad_token_id = tok.pad_token_id().value_or(static_cast<int32_t>(eos));
-    auto gen = generate::generate(*model, prompts, gc);
-    for (const auto& comp : gen.completions) {
-      const size_t row = static_cast<size_t>(comp.prompt_index);
-      const data::Sample& smp = samples[s + row];
-      std::vector<int32_t> ids(comp.ids.begin(), comp.ids.end());
-      preds += nlohmann::json{{"id", smp.id}, {"prediction", tok.decode(ids, true)}}.dump() + "\n";
-      nlohmann::json ref = {{"id", smp.id}, {"solution", smp.solution}};
-      if (!enc[row].image_sizes.empty()) {
-        const auto& im = enc[row].image_sizes[0];
-        ref["width"] = im.width, ref["height"] = im.height;
-        ref["resized_width"] = im.resized_width, ref["resized_height"] = im.resized_height;
-      }
-      refs += ref.dump() + "\n";
+  for (size_t i = 0; i < samples.size(); ++i) {
+    preds += nlohmann::json{{"id", samples[i].id}, {"prediction", greedy[i].completion}}.dump() + "\n";
+    nlohmann::json ref = {{"id", samples[i].id}, {"solution", samples[i].solution}};
+    if (!greedy[i].images.empty()) {
+      const auto& im = greedy[i].images[0];
+      ref["width"] = im.width, ref["height"] = im.height;
+      ref["resized_width"] = im.resized_width, ref["resized_height"] = im.resized_height;
     }
-    LOG_INFO("eval: {}/{} samples", e, samples.size());
+    refs += ref.dump() + "\n";
   }
   fs::create_directories(c.output_dir);
   const std::string pred_path = c.output_dir + "/predictions.jsonl", ref_path = c.output_dir + "/references.jsonl";

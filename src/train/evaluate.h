@@ -8,6 +8,7 @@
 
 #include "data/sample.h"
 #include "model/qwen2_5_vl.h"
+#include "rewards/reward.h"
 #include "vision/preprocess.h"
 
 namespace refract::text {
@@ -15,6 +16,19 @@ class Tokenizer;
 }
 
 namespace refract::train {
+
+// Greedy generation for every sample, in sample order (batches of batch_size prompts): the
+// decoded completion (special tokens skipped, as VLM-R1 decodes) with what scoring needs.
+struct GreedyCompletion {
+  std::vector<int32_t> ids;
+  std::string completion;
+  std::string prompt;                         // rendered prompt text
+  std::vector<rewards::ImageSize> images;     // original and resized sizes
+};
+std::vector<GreedyCompletion> generate_greedy(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
+                                              const std::vector<data::Sample>& samples,
+                                              const vision::PreprocessConfig& pp, int64_t batch_size,
+                                              int64_t max_new_tokens);
 
 struct RecEvalResult {
   int64_t num_samples = 0;

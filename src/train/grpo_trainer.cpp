@@ -72,6 +72,7 @@ class GrpoTrainer {
     loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
     order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
                                          static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
+    start_prefetch_workers(setup_, cfg_.data.num_workers);
     if (cfg_.beta != 0.0 && !setup_.lora) {
       // Full fine-tuning: the reference is a frozen copy of the initial weights (with LoRA
       // it is the base itself, adapters disabled: no second copy).
@@ -88,13 +89,14 @@ class GrpoTrainer {
     sum.first_step = first;
     const auto t0 = Clock::now();
     int64_t step = first;
-    bool have_first = false;
+    std::vector<std::map<std::string, double>> rewards_by_step;  // "reward", "rewards/<f>/mean"
     for (; step <= loop_->total_steps(); ++step) {
       auto metrics = train_step(step);
-      if (metrics.count("reward")) {
-        if (!have_first) sum.first_reward = metrics["reward"], have_first = true;
-        sum.last_reward = metrics["reward"];
-      }
+      std::map<std::string, double> r;
+      for (const auto& [k, v] : metrics)
+        if (k == "reward" || (k.rfind("rewards/", 0) == 0 && k.size() > 5 && k.compare(k.size() - 5, 5, "/mean") == 0))
+          r[k] = v;
+      if (!r.empty()) rewards_by_step.push_back(r);
       const bool stop = loop_->out_of_time();
       loop_->end_step(step, metrics, stop || step == loop_->total_steps());
       if (stop) {
@@ -104,6 +106,19 @@ class GrpoTrainer {
     }
     sum.last_step = std::min(step, loop_->total_steps());
     sum.wall_seconds = since(t0);
+    if (!rewards_by_step.empty()) {
+      const size_t n = rewards_by_step.size(), k = std::max<size_t>(1, std::min<size_t>(10, n / 4));
+      auto window = [&](size_t from, nlohmann::json* per_func) {
+        std::map<std::string, double> acc;
+        for (size_t i = from; i < from + k; ++i)
+          for (const auto& [name, v] : rewards_by_step[i]) acc[name] += v / static_cast<double>(k);
+        for (const auto& [name, v] : acc)
+          if (name != "reward") (*per_func)[name.substr(8, name.size() - 13)] = v;  // rewards/<f>/mean
+        return acc["reward"];
+      };
+      sum.first_reward = window(0, &sum.first_rewards);
+      sum.last_reward = window(n - k, &sum.last_rewards);
+    }
     sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
     sum.log_history = loop_->logger().log_history();
     return sum;
@@ -117,6 +132,12 @@ class GrpoTrainer {
     const int64_t g = cfg_.num_generations;
     std::vector<generate::PromptInput> prompts;
     std::vector<int64_t> sample_of_prompt;
+    {
+      // The next round's prompts are decoded and encoded while this round runs.
+      std::vector<int64_t> next;
+      for (int64_t i = 0; i < prompts_per_round_; ++i) next.push_back(order_->at((round_id + 1) * prompts_per_round_ + i));
+      setup_.prefetch(next, false);
+    }
     for (int64_t i = 0; i < prompts_per_round_; ++i) {
       const int64_t idx = order_->at(round_id * prompts_per_round_ + i);
       const EncodedSample& e = setup_.encode(idx, false);

@@ -33,6 +33,7 @@ class SftTrainer {
     loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
     order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
                                          static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
+    start_prefetch_workers(setup_, cfg_.data.num_workers);
   }
 
   RunSummary run() {
@@ -67,6 +68,12 @@ class SftTrainer {
     const int64_t ga = cfg_.gradient_accumulation_steps;
     const int64_t mb = cfg_.per_device_train_batch_size;
     double loss_sum = 0, correct = 0, total = 0, fb = 0;
+    {
+      // The next step's samples are decoded and encoded while this one computes.
+      std::vector<int64_t> next;
+      for (int64_t k = step * ga * mb; k < (step + 1) * ga * mb; ++k) next.push_back(order_->at(k));
+      setup_.prefetch(next, true);
+    }
     for (int64_t j = 0; j < ga; ++j) {
       auto t_fb = Clock::now();
       std::vector<std::vector<int64_t>> ids;

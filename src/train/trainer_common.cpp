@@ -1,6 +1,11 @@
 #include "train/trainer_common.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <filesystem>
 
 #include "common/check.h"
@@ -39,10 +44,97 @@ int64_t DataOrder::at(int64_t k) {
   return perm_[k % n_];
 }
 
+struct TrainSetup::Prefetcher {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<int64_t> in_flight;               // being encoded by some thread
+  std::deque<std::pair<int64_t, bool>> queue;  // (index, with_response) waiting for a worker
+  std::vector<std::thread> workers;
+  bool stop = false;
+};
+
 const EncodedSample& TrainSetup::encode(int64_t index, bool with_response) {
   auto& slot = encoded[static_cast<size_t>(index)];
-  if (!slot) slot = encode_sample(samples[index], *tokenizer, preprocess, with_response);
+  if (!prefetcher) {
+    if (!slot) slot = encode_sample(samples[index], *tokenizer, preprocess, with_response);
+    return *slot;
+  }
+  Prefetcher& p = *prefetcher;
+  std::unique_lock<std::mutex> lock(p.mu);
+  p.cv.wait(lock, [&] { return slot.has_value() || !p.in_flight.count(index); });
+  if (slot) return *slot;  // a filled slot is never written again
+  p.in_flight.insert(index);
+  lock.unlock();
+  std::optional<EncodedSample> e;
+  std::exception_ptr error;
+  try {
+    e = encode_sample(samples[index], *tokenizer, preprocess, with_response);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  lock.lock();
+  if (e) slot = std::move(e);
+  p.in_flight.erase(index);
+  p.cv.notify_all();
+  if (error) std::rethrow_exception(error);
   return *slot;
+}
+
+void TrainSetup::prefetch(const std::vector<int64_t>& indices, bool with_response) {
+  if (!prefetcher) return;
+  {
+    std::lock_guard<std::mutex> lock(prefetcher->mu);
+    for (int64_t i : indices) prefetcher->queue.emplace_back(i, with_response);
+  }
+  prefetcher->cv.notify_all();
+}
+
+TrainSetup::~TrainSetup() {
+  if (!prefetcher) return;
+  {
+    std::lock_guard<std::mutex> lock(prefetcher->mu);
+    prefetcher->stop = true;
+  }
+  prefetcher->cv.notify_all();
+  for (auto& t : prefetcher->workers) t.join();
+}
+
+namespace {
+
+// A worker encodes queued samples nobody has encoded or is encoding; errors are left for the
+// step that needs the sample, which encodes it again and reports them.
+void prefetch_worker(TrainSetup* s) {
+  auto& p = *s->prefetcher;
+  for (;;) {
+    std::pair<int64_t, bool> job;
+    {
+      std::unique_lock<std::mutex> lock(p.mu);
+      p.cv.wait(lock, [&] { return p.stop || !p.queue.empty(); });
+      if (p.stop) return;
+      job = p.queue.front();
+      p.queue.pop_front();
+      auto& slot = s->encoded[static_cast<size_t>(job.first)];
+      if (slot || p.in_flight.count(job.first)) continue;
+      p.in_flight.insert(job.first);
+    }
+    std::optional<EncodedSample> e;
+    try {
+      e = encode_sample(s->samples[job.first], *s->tokenizer, s->preprocess, job.second);
+    } catch (...) {
+    }
+    std::lock_guard<std::mutex> lock(p.mu);
+    if (e) s->encoded[static_cast<size_t>(job.first)] = std::move(e);
+    p.in_flight.erase(job.first);
+    p.cv.notify_all();
+  }
+}
+
+}  // namespace
+
+void start_prefetch_workers(TrainSetup& s, int64_t num_workers) {
+  if (num_workers <= 0) return;
+  s.prefetcher = std::make_unique<TrainSetup::Prefetcher>();
+  for (int64_t i = 0; i < num_workers; ++i) s.prefetcher->workers.emplace_back(prefetch_worker, &s);
 }
 
 TrainSetup make_setup(const TrainingConfig& cfg_in) {

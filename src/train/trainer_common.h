@@ -52,15 +52,29 @@ struct TrainSetup {
   std::optional<model::LoraConfig> lora;
   std::unique_ptr<text::Tokenizer> tokenizer;
   std::vector<data::Sample> samples;
-  std::vector<std::optional<EncodedSample>> encoded;  // lazily filled cache
+  std::vector<std::optional<EncodedSample>> encoded;  // lazily filled cache (never resized)
   vision::PreprocessConfig preprocess;
   int64_t eos_id = -1;
   int64_t pad_id = 0;
+  // The encoded sample (chat template, decoded + preprocessed images); filled on first use,
+  // or ahead of time by prefetch(). Waits for a sample a worker is encoding.
   const EncodedSample& encode(int64_t index, bool with_response);
+  // Encodes these samples on background workers (data num_workers) so the step that needs them
+  // finds them ready; the results are the same as encode() on demand.
+  void prefetch(const std::vector<int64_t>& indices, bool with_response);
+  ~TrainSetup();
+  TrainSetup() = default;
+  TrainSetup(TrainSetup&&) = default;
+
+  struct Prefetcher;  // workers, queue and the lock guarding `encoded` while they run
+  std::unique_ptr<Prefetcher> prefetcher;
 };
 
 // Loads the model (dtype, device, freezing), tokenizer and data; sets threads.
 TrainSetup make_setup(const TrainingConfig& cfg);
+// Starts `num_workers` background encoders for s.prefetch() (0 = encode on demand only). Call
+// once `s` has its final address (the workers keep a pointer to it).
+void start_prefetch_workers(TrainSetup& s, int64_t num_workers);
 
 // The optimizer, schedule, logger and checkpoint bookkeeping of one run.
 class TrainLoop {

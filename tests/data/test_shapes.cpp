@@ -156,32 +156,65 @@ TEST(ShapesWorld, AttributeExpressionsPickExactlyTheTarget) {
 }
 
 TEST(ShapesWorld, RelationalExpressionsAreTrue) {
+  // Every expression is checked from the drawn boxes: the target satisfies it and nothing
+  // else does (the expression singles it out).
   SynthConfig cfg;
   cfg.split = "relational";
-  for (int64_t i = 0; i < 150; ++i) {
+  auto wholly = [](const PixelBox& p, const PixelBox& q, const std::string& rel) {
+    if (rel == "left of") return p.x2 <= q.x1;
+    if (rel == "right of") return p.x1 >= q.x2;
+    if (rel == "above") return p.y2 <= q.y1;
+    return p.y1 >= q.y2;  // below
+  };
+  std::set<std::string> kinds_seen;
+  for (int64_t i = 0; i < 300; ++i) {
     SynthSample s = make_sample(cfg, i);
     const std::string e = s.extra["expression"];
     const Object& t = s.objects[0];
-    if (e.rfind("the largest ", 0) == 0 || e.rfind("the smallest ", 0) == 0) {
-      const bool largest = e[4] == 'l';
-      for (size_t k = 1; k < s.objects.size(); ++k)
-        if (s.objects[k].spec.shape == t.spec.shape)
-          EXPECT_TRUE(largest ? t.box.pixels > s.objects[k].box.pixels : t.box.pixels < s.objects[k].box.pixels) << e;
-    } else if (e.rfind("the leftmost ", 0) == 0) {
-      for (size_t k = 1; k < s.objects.size(); ++k)
-        if (s.objects[k].spec.shape == t.spec.shape) EXPECT_LE(t.box.x2, s.objects[k].box.x1) << e;
-    } else if (e.rfind("the shape left of the ", 0) == 0) {
-      const std::string anchor = e.substr(22);
-      int anchors = 0;
-      for (size_t k = 1; k < s.objects.size(); ++k)
-        if (s.objects[k].label() == anchor) {
-          ++anchors;
-          EXPECT_LE(t.box.x2, s.objects[k].box.x1) << e;
-        }
-      EXPECT_EQ(anchors, 1) << e;
+    ASSERT_FALSE(e.empty());
+    bool checked = false;
+    for (const std::string rel : {"left of", "right of", "above", "below"}) {
+      const std::string prefix = "the shape " + rel + " the ";
+      if (e.rfind(prefix, 0) != 0) continue;
+      const std::string anchor = e.substr(prefix.size());
+      std::vector<size_t> anchors;
+      for (size_t k = 0; k < s.objects.size(); ++k)
+        if (s.objects[k].label() == anchor) anchors.push_back(k);
+      ASSERT_EQ(anchors.size(), 1u) << e;
+      const PixelBox& a = s.objects[anchors[0]].box;
+      int satisfying = 0;
+      for (size_t k = 0; k < s.objects.size(); ++k)
+        if (k != anchors[0] && wholly(s.objects[k].box, a, rel)) ++satisfying;
+      EXPECT_TRUE(wholly(t.box, a, rel)) << e;
+      EXPECT_EQ(satisfying, 1) << e;
+      kinds_seen.insert(rel);
+      checked = true;
     }
-    EXPECT_FALSE(e.empty());
+    for (const std::string word : {"largest", "smallest", "leftmost", "rightmost", "topmost", "bottommost"}) {
+      const std::string prefix = "the " + word + " ";
+      if (e.rfind(prefix, 0) != 0) continue;
+      const std::string shape = e.substr(prefix.size());
+      EXPECT_EQ(shape_name(t.spec.shape), shape) << e;
+      int others = 0;
+      for (size_t k = 1; k < s.objects.size(); ++k) {
+        const Object& o = s.objects[k];
+        if (shape_name(o.spec.shape) != shape) continue;
+        ++others;
+        const PixelBox &p = t.box, &q = o.box;
+        if (word == "largest") EXPECT_GT(p.pixels, q.pixels) << e;
+        if (word == "smallest") EXPECT_LT(p.pixels, q.pixels) << e;
+        if (word == "leftmost") EXPECT_LE(p.x2, q.x1) << e;
+        if (word == "rightmost") EXPECT_GE(p.x1, q.x2) << e;
+        if (word == "topmost") EXPECT_LE(p.y2, q.y1) << e;
+        if (word == "bottommost") EXPECT_GE(p.y1, q.y2) << e;
+      }
+      EXPECT_GE(others, 1) << e;  // a superlative needs a group
+      kinds_seen.insert(word);
+      checked = true;
+    }
+    EXPECT_TRUE(checked) << "unrecognised expression: " << e;
   }
+  EXPECT_EQ(kinds_seen.size(), 10u);  // every relation and superlative occurs in 300 samples
 }
 
 TEST(ShapesWorld, AnswersCarryTheGroundTruth) {

@@ -78,6 +78,14 @@ TEST(Summaries, CountOcrCls) {
   const auto o = ocr_summary({{"kitten", "sitting"}, {"abc", "abc"}});
   EXPECT_DOUBLE_EQ(o["cer"].get<double>(), 3.0 / 10);  // (3 + 0) / (7 + 3)
   EXPECT_DOUBLE_EQ(o["exact_match"].get<double>(), 0.5);
+  // Text accuracy = mean (1 - edits / longer length): kitten/sitting 1 - 3/7, abc 1.
+  EXPECT_DOUBLE_EQ(o["edit_similarity"].get<double>(), ((1.0 - 3.0 / 7) + 1.0) / 2);
+  // Token-set F1: single tokens that differ -> 0; equal -> 1.
+  EXPECT_DOUBLE_EQ(o["token_f1"].get<double>(), 0.5);
+  // {the, cat, sat} vs {the, cat, ran, off}: 2 common, P = 2/3, R = 2/4 -> F1 = 4/7; the
+  // repeated "the" counts once (a set).
+  const auto t = ocr_summary({{"the cat sat the", "the cat ran off"}});
+  EXPECT_DOUBLE_EQ(t["token_f1"].get<double>(), 2 * (2.0 / 3) * (2.0 / 4) / (2.0 / 3 + 2.0 / 4));
   const auto k = cls_summary({"cat", "dog", "dog"}, {"cat", "cat", "dog"});
   EXPECT_DOUBLE_EQ(k["accuracy"].get<double>(), 2.0 / 3);
   EXPECT_DOUBLE_EQ(k["per_class"]["cat"]["accuracy"].get<double>(), 0.5);

@@ -223,3 +223,19 @@ TEST(DynamicSampling, RedrawsExactlyTheAgreeingGroups) {
   RunSummary b = run_grpo(c);
   EXPECT_EQ(b.log_history[0]["dynamic_sampling/resampled_groups"].get<double>(), 0.0);
 }
+
+// Background prefetching changes when samples are encoded, never what the run computes.
+TEST(Prefetch, WorkersGiveTheSameRunAsEncodingOnDemand) {
+  SftConfig c;
+  base(c, world().root + "/sft_prefetch_0");
+  c.per_device_train_batch_size = 4;
+  c.max_steps = 7;  // 28 draws of 24 samples: crosses an epoch boundary
+  c.data.num_workers = 0;
+  RunSummary a = run_sft(c);
+  c.output_dir = world().root + "/sft_prefetch_2";
+  c.data.num_workers = 2;
+  RunSummary b = run_sft(c);
+  EXPECT_EQ(read_file(world().root + "/sft_prefetch_0/checkpoint-7/model.safetensors"),
+            read_file(world().root + "/sft_prefetch_2/checkpoint-7/model.safetensors"));
+  EXPECT_EQ(comparable(a.log_history), comparable(b.log_history));
+}
