@@ -18,6 +18,11 @@ class KVCache {
   // Allocates num_hidden_layers x 2 tensors [batch, kv_heads, capacity, head_dim].
   KVCache(const Qwen2_5_VLConfig& config, int64_t batch_size, int64_t capacity,
           torch::Device device, torch::ScalarType dtype);
+  // A cache that keeps autograd history (training): K/V are the layers' own tensors, grown by
+  // cat instead of written into preallocated storage, so gradients of later positions flow
+  // back into the positions they attend to (GRPO: one prompt forward shared by G completions).
+  static KVCache differentiable(const Qwen2_5_VLConfig& config, int64_t batch_size);
+  bool is_differentiable() const { return differentiable_; }
 
   // ---- state -------------------------------------------------------------------------------
   int64_t length() const { return length_; }      // positions filled (incl. left padding)
@@ -52,6 +57,7 @@ class KVCache {
   int64_t batch_size_ = 0;
   int64_t capacity_ = 0;
   int64_t length_ = 0;
+  bool differentiable_ = false;
 };
 
 }  // namespace refract::model

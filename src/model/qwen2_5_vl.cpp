@@ -184,21 +184,29 @@ ModelOutput Qwen2_5_VLImpl::forward(const ModelInputs& in, KVCache* cache) {
 
 torch::Tensor Qwen2_5_VLImpl::forward_decode(const torch::Tensor& next_ids, const torch::Tensor& attention_mask,
                                              const torch::Tensor& rope_deltas, KVCache& cache) {
+  REFRACT_CHECK(next_ids.dim() == 2 && next_ids.size(1) == 1)
+      << "forward_decode: next_ids must be [B, 1], got " << next_ids.sizes();
+  return forward_extend(next_ids, attention_mask, cache, rope_deltas).select(1, 0);
+}
+
+torch::Tensor Qwen2_5_VLImpl::forward_extend(const torch::Tensor& ids_in, const torch::Tensor& attention_mask,
+                                             KVCache& cache, const torch::Tensor& rope_deltas) {
   const auto dev = device();
-  auto ids = next_ids.to(dev).to(torch::kLong);
-  REFRACT_CHECK(ids.dim() == 2 && ids.size(1) == 1) << "forward_decode: next_ids must be [B, 1], got " << ids.sizes();
-  const int64_t b = ids.size(0);
-  REFRACT_CHECK(!cache.empty()) << "forward_decode needs a prefilled KV cache";
-  REFRACT_CHECK(cache.batch_size() == b) << "KV cache batch " << cache.batch_size() << " != next_ids batch " << b;
-  torch::Tensor deltas = rope_deltas.defined() ? rope_deltas : cache.rope_deltas();
-  REFRACT_CHECK(deltas.defined() && deltas.numel() == b) << "forward_decode: rope_deltas must be [B, 1]";
+  auto ids = ids_in.to(dev).to(torch::kLong);
+  REFRACT_CHECK(ids.dim() == 2 && ids.size(1) >= 1) << "forward_extend: ids must be [B, S], got " << ids.sizes();
+  const int64_t b = ids.size(0), s = ids.size(1);
+  REFRACT_CHECK(!cache.empty()) << "forward_extend needs a prefilled KV cache";
+  REFRACT_CHECK(cache.batch_size() == b) << "KV cache batch " << cache.batch_size() << " != ids batch " << b;
+  const torch::Tensor& deltas = rope_deltas.defined() ? rope_deltas : cache.rope_deltas();
+  REFRACT_CHECK(deltas.defined() && deltas.numel() == b) << "forward_extend: rope_deltas must be [B, 1]";
   // ref: decode positions = cache_position + rope_deltas on all three axes
-  auto p = (deltas.to(dev).to(torch::kLong).view({b, 1}) + cache.length());
-  auto position_ids = p.unsqueeze(0).expand({3, b, 1});
+  auto steps = torch::arange(cache.length(), cache.length() + s, torch::TensorOptions().dtype(torch::kLong).device(dev));
+  auto p = deltas.to(dev).to(torch::kLong).view({b, 1}) + steps.view({1, s});
+  auto position_ids = p.unsqueeze(0).expand({3, b, s});
   auto embeds = language_model->embed_tokens->forward(ids);
   auto h = language_model->forward(embeds, position_ids, attention_mask.defined() ? attention_mask.to(dev) : torch::Tensor(),
                                    &cache);
-  return compute_logits(h).select(1, 0);
+  return compute_logits(h);
 }
 
 torch::Tensor Qwen2_5_VLImpl::compute_logits(const torch::Tensor& hidden_states) {

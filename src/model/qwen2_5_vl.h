@@ -75,6 +75,13 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
   // (L = cache.length()), rope_deltas [B, 1] from the prefill. Returns logits [B, V].
   torch::Tensor forward_decode(const torch::Tensor& next_ids, const torch::Tensor& attention_mask,
                                const torch::Tensor& rope_deltas, KVCache& cache);
+  // S text tokens after what the cache holds (no images): ids [B, S], attention_mask
+  // [B, L + S] or undefined; positions continue from the prefill (cache position + rope
+  // delta; rope_deltas undefined = the cache's). Returns logits [B, S, V]. With
+  // KVCache::differentiable this is the training path that scores G completions against one
+  // shared prompt forward.
+  torch::Tensor forward_extend(const torch::Tensor& ids, const torch::Tensor& attention_mask, KVCache& cache,
+                               const torch::Tensor& rope_deltas = {});
 
   // hidden [.., H] -> logits [.., V] (lm_head, or embed_tokens when tied).
   torch::Tensor compute_logits(const torch::Tensor& hidden_states);

@@ -13,7 +13,11 @@ static void declare_base(Options& o, TrainingConfig& c) {
   o.add("learning_rate", &c.learning_rate,
         "peak AdamW learning rate (TRL GRPO 1e-6; ~1e-5 with LoRA)");
   o.add("lr_scheduler_type", &c.lr_scheduler_type, "learning-rate schedule after warmup")
-      .choices({"constant", "linear", "cosine"});
+      .choices({"constant", "linear", "cosine", "warmup_stable_decay"});
+  o.add("num_decay_steps", &c.num_decay_steps,
+        "warmup_stable_decay: steps of the final cosine anneal (HF lr_scheduler_kwargs)");
+  o.add("min_lr_ratio", &c.min_lr_ratio,
+        "warmup_stable_decay: learning rate reached at the end, as a fraction of learning_rate");
   o.add("warmup_ratio", &c.warmup_ratio, "fraction of the steps spent warming up linearly");
   o.add("warmup_steps", &c.warmup_steps, "warmup steps (overrides warmup_ratio when > 0)");
   o.add("weight_decay", &c.weight_decay, "AdamW decoupled weight decay");
@@ -110,6 +114,10 @@ void validate(const TrainingConfig& c) {
       << "per_device_train_batch_size must be >= 1, got " << c.per_device_train_batch_size;
   REFRACT_CHECK(c.warmup_ratio >= 0 && c.warmup_ratio <= 1)
       << "warmup_ratio must be in [0, 1], got " << c.warmup_ratio;
+  REFRACT_CHECK(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1)
+      << "min_lr_ratio must be in [0, 1], got " << c.min_lr_ratio;
+  REFRACT_CHECK(c.lr_scheduler_type != "warmup_stable_decay" || c.num_decay_steps >= 1)
+      << "lr_scheduler_type warmup_stable_decay needs num_decay_steps >= 1";
   REFRACT_CHECK(c.threads >= 1) << "threads must be >= 1, got " << c.threads;
   REFRACT_CHECK(c.logging_steps >= 1) << "logging_steps must be >= 1, got " << c.logging_steps;
   REFRACT_CHECK(!c.use_peft || c.lora_r >= 1) << "lora_r must be >= 1, got " << c.lora_r;

@@ -21,7 +21,9 @@ struct TrainingConfig {
   data::DataConfig data;
   // optimiser and schedule
   double learning_rate = 1e-6;
-  std::string lr_scheduler_type = "linear";  // constant | linear | cosine (HF Trainer default)
+  std::string lr_scheduler_type = "linear";  // constant | linear | cosine | warmup_stable_decay
+  int64_t num_decay_steps = 0;               // warmup_stable_decay: the annealed tail (HF kwargs)
+  double min_lr_ratio = 0.0;                 // warmup_stable_decay: final lr / learning_rate
   double warmup_ratio = 0.0;
   int64_t warmup_steps = 0;                  // wins over warmup_ratio when > 0
   double weight_decay = 0.0;

@@ -28,7 +28,7 @@ void declare(Options& o, DemoConfig& c) {
   o.add("output", &c.output, "directory for data, runs and summary.json");
   o.add("seed", &c.seed, "seed of data, sampling and (with --from_scratch) the warm start");
   o.add("from_scratch", &c.from_scratch,
-        "re-create the warm start: tokenizer, random tiny model, SFT for warm_start_seconds");
+        "re-create the warm start: tokenizer, random tiny model, vision pre-training, SFT (demo_sft.yaml)");
   o.add("warm_start", &c.warm_start, "SFT warm-start checkpoint (HF layout with tokenizer)");
   o.add("configs_dir", &c.configs_dir, "directory holding demo_sft.yaml and demo_grpo.yaml");
   o.add("train_samples", &c.train_samples, "in-domain REC training samples to synthesise");
@@ -39,9 +39,11 @@ void declare(Options& o, DemoConfig& c) {
         "dense vision pre-training budget when re-creating the warm start (0 = none)");
   o.add("vision_pretrain_steps", &c.vision_pretrain_steps,
         "> 0: vision pre-training steps instead of seconds (reproducible by seed)");
-  o.add("warm_start_seconds", &c.warm_start_seconds, "SFT budget when re-creating the warm start");
   o.add("warm_start_steps", &c.warm_start_steps,
-        "> 0: warm-start SFT steps instead of seconds (reproducible by seed)");
+        "warm-start SFT steps with --from_scratch (0 = max_steps of demo_sft.yaml, whose schedule anneals "
+        "over its last num_decay_steps)");
+  o.add("warm_start_seconds", &c.warm_start_seconds,
+        "> 0: also stop the warm-start SFT after this long (the schedule's annealed tail may then be cut)");
   o.add("rl_seconds", &c.rl_seconds, "GRPO wall-time budget (continued SFT gets the same)");
   o.add("vocab_size", &c.vocab_size, "tokenizer size with --from_scratch");
   o.add("threads", &c.threads, "CPU threads");
@@ -159,8 +161,8 @@ void run_demo(const DemoConfig& c) {
     sft.data.data_file_paths = train_jsonl;
     sft.data.image_folders = data_dir + "/train";
     sft.output_dir = c.output + "/warm_start";
-    if (c.warm_start_steps > 0) sft.max_steps = c.warm_start_steps, sft.max_seconds = 0;
-    else sft.max_seconds = c.warm_start_seconds;
+    if (c.warm_start_steps > 0) sft.max_steps = c.warm_start_steps;
+    sft.max_seconds = c.warm_start_seconds;
     sft.seed = c.seed;
     sft.threads = c.threads;
     RunSummary ws = run_sft(sft);
@@ -181,8 +183,14 @@ void run_demo(const DemoConfig& c) {
   RunSummary g = run_grpo(grpo);
   Eval e_grpo = eval_model(g.final_checkpoint, in_samples, ood_samples, "grpo", c.output);
 
+  // Continued SFT carries on where the warm start's schedule ended: its final (annealed)
+  // learning rate, constant, the same learning rate GRPO uses.
   SftConfig sft;
   load_config(sft, c.configs_dir + "/demo_sft.yaml");
+  if (sft.lr_scheduler_type == "warmup_stable_decay") sft.learning_rate *= sft.min_lr_ratio;
+  sft.lr_scheduler_type = "constant";
+  sft.warmup_steps = 0;
+  sft.warmup_ratio = 0.0;
   sft.model_name_or_path = start;
   sft.data.data_file_paths = train_jsonl;
   sft.data.image_folders = data_dir + "/train";

@@ -24,8 +24,8 @@ struct DemoConfig {
   std::string ood_split = "ood_combo";        // held-out colour-shape combinations
   double vision_pretrain_seconds = 180;       // dense vision pre-training with --from_scratch
   int64_t vision_pretrain_steps = 0;          // > 0: a step count instead (reproducible by seed)
-  double warm_start_seconds = 1800;           // SFT budget with --from_scratch
-  int64_t warm_start_steps = 0;               // > 0: a step count instead (reproducible by seed)
+  int64_t warm_start_steps = 0;               // --from_scratch SFT steps (0 = demo_sft.yaml max_steps)
+  double warm_start_seconds = 0;              // > 0: also stop the warm-start SFT after this long
   double rl_seconds = 240;                    // GRPO budget; continued SFT gets GRPO's wall time
   int64_t vocab_size = 400;                   // tiny BPE tokenizer built with --from_scratch
   int64_t threads = 2;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "common/check.h"
@@ -31,6 +32,7 @@ double since(Clock::time_point t) {
 // One generation round: P prompts x G completions, reused for num_iterations passes.
 struct Round {
   std::vector<int64_t> sample_of_row;   // [N] dataset index of each completion's prompt
+  std::vector<int64_t> prompt_of_row;   // [N] the prompt's index within the round
   torch::Tensor completion_ids;         // [N, T]
   torch::Tensor completion_mask;        // [N, T] float (truncated rows zeroed when asked)
   torch::Tensor advantages;             // [N]
@@ -177,6 +179,7 @@ class GrpoTrainer {
     for (int64_t i = 0; i < n; ++i) {
       const auto& c = gen.completions[i];
       r.sample_of_row.push_back(sample_of_prompt[c.prompt_index]);
+      r.prompt_of_row.push_back(c.prompt_index);
       lengths.push_back(static_cast<double>(c.ids.size()));
       if (c.finish_reason != generate::FinishReason::kEos) {
         ++truncated;
@@ -348,15 +351,20 @@ class GrpoTrainer {
     pb.pad_id = setup_.pad_id;
     pb.completion_ids = r.completion_ids.slice(0, s, e);
     pb.completion_mask = r.completion_mask.slice(0, s, e);
-    std::vector<const EncodedSample*> rows;
+    // Each distinct prompt once: its G completions share one prompt forward (logprobs.h).
+    std::map<int64_t, int64_t> slot;  // prompt of the round -> prompt of the batch
+    std::vector<const EncodedSample*> prompts;
     std::vector<torch::Tensor> embeds;
     for (int64_t i = s; i < e; ++i) {
+      const auto [it, fresh] = slot.emplace(r.prompt_of_row[i], static_cast<int64_t>(slot.size()));
+      pb.row_prompt.push_back(it->second);
+      if (!fresh) continue;
       const EncodedSample& enc = setup_.encode(r.sample_of_row[i], false);
       pb.prompt_ids.push_back(enc.prompt_ids);
-      rows.push_back(&enc);
+      prompts.push_back(&enc);
       if (use_embeds && vision_frozen_ && r.embeds[i].defined()) embeds.push_back(r.embeds[i]);
     }
-    concat_images(rows, &pb.pixel_values, &pb.image_grid_thw);
+    concat_images(prompts, &pb.pixel_values, &pb.image_grid_thw);
     if (!embeds.empty()) pb.image_embeds = torch::cat(embeds), pb.pixel_values = torch::Tensor();
     return pb;
   }

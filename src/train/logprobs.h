@@ -1,6 +1,11 @@
-// Log-probabilities of completion tokens under the policy: prompt (left-padded) + completion
-// (right-padded) in one forward, logits only for the completion positions (TRL
-// _get_per_token_logps_and_entropies).
+// Log-probabilities of completion tokens under the policy (TRL
+// _get_per_token_logps_and_entropies): prompt (left-padded) + completion (right-padded),
+// logits only for the completion positions.
+//
+// Rows that share a prompt (GRPO's G completions of one prompt) can run the prompt once:
+// its forward fills a differentiable KV cache, the rows take copies of it and only their
+// completion tokens run through the decoder. Same logits and gradients as one long sequence
+// per row; the prompt (image tokens included) is paid once instead of G times.
 #pragma once
 #include <torch/torch.h>
 
@@ -11,10 +16,13 @@
 namespace refract::train {
 
 struct PolicyBatch {
-  std::vector<std::vector<int64_t>> prompt_ids;  // per row
+  // The prompts: one per row, or with row_prompt the distinct prompts of the batch.
+  std::vector<std::vector<int64_t>> prompt_ids;
+  // Row -> index into prompt_ids (shared-prompt forward); empty = row i has prompt i.
+  std::vector<int64_t> row_prompt;
   torch::Tensor completion_ids;   // [B, T] int64 (pad after the end)
   torch::Tensor completion_mask;  // [B, T]
-  torch::Tensor pixel_values;     // rows' images concatenated (or undefined)
+  torch::Tensor pixel_values;     // the prompts' images concatenated (or undefined)
   torch::Tensor image_grid_thw;
   torch::Tensor image_embeds;     // precomputed (frozen vision tower) instead of pixel_values
   int64_t pad_id = 0;

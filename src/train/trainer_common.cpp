@@ -202,7 +202,11 @@ TrainLoop::TrainLoop(const TrainingConfig& cfg, TrainSetup& setup, int64_t total
   optimizer_ = make_adamw(named, os);
   schedule_ = LrSchedule{cfg.lr_scheduler_type, cfg.learning_rate,
                          resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, total_steps),
-                         total_steps};
+                         total_steps, cfg.num_decay_steps, cfg.min_lr_ratio};
+  REFRACT_CHECK(schedule_.type != "warmup_stable_decay" ||
+                schedule_.num_decay_steps <= total_steps - schedule_.warmup_steps)
+      << "num_decay_steps " << cfg.num_decay_steps << " exceeds the " << total_steps - schedule_.warmup_steps
+      << " steps after warmup (max_steps " << total_steps << ")";
   LoggerSettings ls;
   ls.output_dir = cfg.output_dir;
   ls.report_to = cfg.report_to;

@@ -31,6 +31,21 @@ TEST(Schedule, CosineAndConstant) {
   EXPECT_EQ(resolve_warmup_steps(5, 0.1, 25), 5);
 }
 
+TEST(Schedule, WarmupStableDecay) {
+  // HF get_wsd_schedule(num_warmup_steps=2, num_decay_steps=4, num_training_steps=10,
+  // min_lr_ratio=0.1): warmup from 0.1, stable over steps 2-5, cosine over 6-9, then 0.1.
+  LrSchedule w{"warmup_stable_decay", 2.0, 2, 10, 4, 0.1};
+  EXPECT_NEAR(w.multiplier(0), 0.1, 1e-12);
+  EXPECT_NEAR(w.multiplier(1), 0.55, 1e-12);  // 0.1 + 0.9 x 1/2
+  EXPECT_NEAR(w.multiplier(2), 1.0, 1e-12);
+  EXPECT_NEAR(w.multiplier(5), 1.0, 1e-12);
+  EXPECT_NEAR(w.multiplier(6), 1.0, 1e-12);   // decay progress 0
+  EXPECT_NEAR(w.multiplier(8), 0.55, 1e-12);  // progress 1/2: 0.1 + 0.9 x 0.5
+  EXPECT_NEAR(w.multiplier(7), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-12);
+  EXPECT_NEAR(w.lr(10), 0.2, 1e-12);
+  EXPECT_NEAR(w.lr(50), 0.2, 1e-12);
+}
+
 TEST(Optim, AdamWOneStepMatchesHand) {
   // First AdamW step: bias-corrected m/sqrt(v) = sign(g), so p <- p (1 - lr wd) - lr g/(|g|+eps).
   torch::Tensor w = torch::full({1}, 1.0, torch::kFloat64).requires_grad_(true);
