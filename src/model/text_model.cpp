@@ -34,17 +34,18 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
       v = kv.second;
     }
   }
+  // GQA: query head h uses kv head h / rep (ref: repeat_kv). Instead of copying K/V rep times,
+  // the rep query heads of a kv head are stacked along the query axis: [B, kv, rep*S, hd]
+  // against [B, kv, L, hd] (cache views stay views; the decode step copies nothing).
   const int64_t rep = num_heads / num_kv_heads;
   const int64_t l = k.size(2);
-  if (rep > 1) {  // GQA: query head h uses kv head h / rep (ref: repeat_kv)
-    k = k.unsqueeze(2).expand({b, num_kv_heads, rep, l, head_dim}).reshape({b, num_heads, l, head_dim});
-    v = v.unsqueeze(2).expand({b, num_kv_heads, rep, l, head_dim}).reshape({b, num_heads, l, head_dim});
-  }
-  auto scores = torch::matmul(q, k.transpose(2, 3)).to(torch::kFloat32) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  auto qg = q.reshape({b, num_kv_heads, rep * s, head_dim});
+  auto scores = torch::matmul(qg, k.transpose(2, 3)).view({b, num_heads, s, l}).to(torch::kFloat32) *
+                (1.0 / std::sqrt(static_cast<double>(head_dim)));
   if (mask.defined()) scores = scores + mask;
   // ref: eager_attention_forward: softmax in float32, then back to the query dtype
-  auto probs = torch::softmax(scores, -1).to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({b, s, num_heads * head_dim});
+  auto probs = torch::softmax(scores, -1).to(q.scalar_type()).view({b, num_kv_heads, rep * s, l});
+  auto out = torch::matmul(probs, v).view({b, num_heads, s, head_dim}).transpose(1, 2).reshape({b, s, num_heads * head_dim});
   return o_proj->forward(out);
 }
 
