@@ -35,6 +35,8 @@ void declare(Options& o, DemoConfig& c) {
   o.add("eval_samples", &c.eval_samples, "held-out samples per split (>= 1000 for the bar)");
   o.add("ood_split", &c.ood_split, "out-of-domain split")
       .choices({"ood_combo", "ood_crowded", "ood_size", "relational"});
+  o.add("box_noise", &c.box_noise,
+        "annotation noise of the world's boxes, training and held-out alike: each edge off by up to this many px");
   o.add("vision_pretrain_seconds", &c.vision_pretrain_seconds,
         "dense vision pre-training budget when re-creating the warm start (0 = none)");
   o.add("vision_pretrain_steps", &c.vision_pretrain_steps,
@@ -52,7 +54,7 @@ void declare(Options& o, DemoConfig& c) {
 namespace {
 
 std::string synth(const DemoConfig& c, const std::string& split, int64_t n, int64_t seed,
-                  const std::string& dir) {
+                  const std::string& dir, int64_t box_noise) {
   data::shapes::SynthConfig s;
   s.task = "rec";
   s.split = split;
@@ -60,6 +62,7 @@ std::string synth(const DemoConfig& c, const std::string& split, int64_t n, int6
   s.seed = seed;
   s.output = dir;
   s.num_workers = c.threads;
+  s.box_noise = box_noise;
   auto r = data::shapes::synthesize(s);
   return r.jsonl_path;
 }
@@ -114,9 +117,11 @@ void run_demo(const DemoConfig& c) {
   fs::create_directories(c.output);
   const std::string data_dir = c.output + "/data";
   LOG_INFO("synthesising the shapes world in {}", data_dir);
-  const std::string train_jsonl = synth(c, "in_domain", c.train_samples, c.seed, data_dir + "/train");
-  const std::string in_jsonl = synth(c, "in_domain", c.eval_samples, c.seed + 1000003, data_dir + "/eval_in");
-  const std::string ood_jsonl = synth(c, c.ood_split, c.eval_samples, c.seed + 2000003, data_dir + "/eval_ood");
+  const std::string train_jsonl = synth(c, "in_domain", c.train_samples, c.seed, data_dir + "/train", c.box_noise);
+  const std::string in_jsonl =
+      synth(c, "in_domain", c.eval_samples, c.seed + 1000003, data_dir + "/eval_in", c.box_noise);
+  const std::string ood_jsonl =
+      synth(c, c.ood_split, c.eval_samples, c.seed + 2000003, data_dir + "/eval_ood", c.box_noise);
   auto in_samples = load(in_jsonl, data_dir + "/eval_in");
   auto ood_samples = load(ood_jsonl, data_dir + "/eval_ood");
 
@@ -155,18 +160,33 @@ void run_demo(const DemoConfig& c) {
                r.steps, r.seconds, r.shape_accuracy, r.colour_accuracy, r.box_mae_pixels, r.box_digits_accuracy);
       sft_init = vp.output_dir;
     }
+    // Stage 1, grounding with exact boxes (the same scenes without annotation noise), standing
+    // in for the grounding data of Qwen's pre-training.
+    const std::string exact_jsonl =
+        c.box_noise > 0 ? synth(c, "in_domain", c.train_samples, c.seed, data_dir + "/train_exact", 0) : train_jsonl;
     SftConfig sft;
     load_config(sft, c.configs_dir + "/demo_sft.yaml");
     sft.model_name_or_path = sft_init;
-    sft.data.data_file_paths = train_jsonl;
-    sft.data.image_folders = data_dir + "/train";
+    sft.data.data_file_paths = exact_jsonl;
+    sft.data.image_folders = fs::path(exact_jsonl).parent_path().string();
     sft.output_dir = c.output + "/warm_start";
     if (c.warm_start_steps > 0) sft.max_steps = c.warm_start_steps;
     sft.max_seconds = c.warm_start_seconds;
     sft.seed = c.seed;
     sft.threads = c.threads;
-    RunSummary ws = run_sft(sft);
-    start = ws.final_checkpoint;
+    start = run_sft(sft).final_checkpoint;
+    if (c.box_noise > 0) {
+      // Stage 2, SFT on the annotated (noisy) in-domain training set, to its plateau.
+      SftConfig annotated;
+      load_config(annotated, c.configs_dir + "/demo_sft_annotated.yaml");
+      annotated.model_name_or_path = start;
+      annotated.data.data_file_paths = train_jsonl;
+      annotated.data.image_folders = data_dir + "/train";
+      annotated.output_dir = c.output + "/warm_start_annotated";
+      annotated.seed = c.seed;
+      annotated.threads = c.threads;
+      start = run_sft(annotated).final_checkpoint;
+    }
   }
   LOG_INFO("warm start: {}", start);
   Eval e_start = eval_model(start, in_samples, ood_samples, "sft_start", c.output);
@@ -183,10 +203,10 @@ void run_demo(const DemoConfig& c) {
   RunSummary g = run_grpo(grpo);
   Eval e_grpo = eval_model(g.final_checkpoint, in_samples, ood_samples, "grpo", c.output);
 
-  // Continued SFT carries on where the warm start's schedule ended: its final (annealed)
-  // learning rate, constant, the same learning rate GRPO uses.
+  // Continued SFT carries on where the warm start's (last) schedule ended: its final, annealed
+  // learning rate, constant, on the same training set GRPO uses.
   SftConfig sft;
-  load_config(sft, c.configs_dir + "/demo_sft.yaml");
+  load_config(sft, c.configs_dir + (c.box_noise > 0 ? "/demo_sft_annotated.yaml" : "/demo_sft.yaml"));
   if (sft.lr_scheduler_type == "warmup_stable_decay") sft.learning_rate *= sft.min_lr_ratio;
   sft.lr_scheduler_type = "constant";
   sft.warmup_steps = 0;
@@ -217,6 +237,7 @@ void run_demo(const DemoConfig& c) {
       {"sft_continued_seconds", s.wall_seconds},
       {"warm_start", start},
       {"ood_split", c.ood_split},
+      {"box_noise", c.box_noise},
       {"wall_seconds", wall}};
   write_file_atomic(c.output + "/summary.json", summary.dump(2));
   std::printf("\n%-14s | %-20s | %-20s\n", "", "in-domain", c.ood_split.c_str());

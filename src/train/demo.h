@@ -22,6 +22,7 @@ struct DemoConfig {
   int64_t train_samples = 20000;              // in-domain REC training set
   int64_t eval_samples = 1000;                // per held-out split
   std::string ood_split = "ood_combo";        // held-out colour-shape combinations
+  int64_t box_noise = 4;                      // annotation noise of every split's boxes (px per edge)
   double vision_pretrain_seconds = 180;       // dense vision pre-training with --from_scratch
   int64_t vision_pretrain_steps = 0;          // > 0: a step count instead (reproducible by seed)
   int64_t warm_start_steps = 0;               // --from_scratch SFT steps (0 = demo_sft.yaml max_steps)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -273,3 +274,47 @@ TEST(ShapesWorld, CrowdedSplitExceedsEveryInDomainCount) {
 }
 }  // namespace
 }  // namespace refract::data::shapes
+
+// Annotation noise moves the written rec box, never the scene: same pixels, same question,
+// every edge within box_noise of the drawn extent, the box inside the image, and the offsets
+// spread over the whole [-k, k] range around 0.
+TEST(ShapesWorld, BoxNoiseMovesOnlyTheWrittenBox) {
+  SynthConfig clean;
+  clean.task = "rec";
+  SynthConfig noisy = clean;
+  noisy.box_noise = 4;
+  std::map<int64_t, int> offsets;
+  double sum = 0;
+  int n = 0, moved = 0;
+  for (int64_t i = 0; i < 200; ++i) {
+    const SynthSample a = make_sample(clean, i), b = make_sample(noisy, i);
+    ASSERT_EQ(a.image.rgb, b.image.rgb) << i;
+    ASSERT_EQ(a.question, b.question) << i;
+    const auto& t = b.objects[0].box;
+    const std::vector<int64_t> drawn = {t.x1, t.y1, t.x2, t.y2};
+    const std::vector<int64_t> written = b.solution.get<std::vector<int64_t>>();
+    ASSERT_EQ(a.solution.get<std::vector<int64_t>>(), drawn) << i;
+    ASSERT_EQ(written.size(), 4u);
+    EXPECT_GE(written[0], 0);
+    EXPECT_GE(written[1], 0);
+    EXPECT_LE(written[2], b.image.width);
+    EXPECT_LE(written[3], b.image.height);
+    EXPECT_GE(written[2] - written[0], 2);
+    EXPECT_GE(written[3] - written[1], 2);
+    for (int e = 0; e < 4; ++e) {
+      const int64_t d = written[e] - drawn[e];
+      EXPECT_LE(std::abs(d), 4) << i;
+      ++offsets[d];
+      sum += static_cast<double>(d);
+      ++n;
+    }
+    moved += written != drawn ? 1 : 0;
+    std::ostringstream want;
+    want << "<answer>{\"bbox_2d\": [" << written[0] << ", " << written[1] << ", " << written[2] << ", "
+         << written[3] << "], \"label\": \"" << b.objects[0].label() << "\"}</answer>";
+    EXPECT_EQ(b.answer, want.str());
+  }
+  EXPECT_EQ(offsets.size(), 9u);          // every offset in [-4, 4] occurs
+  EXPECT_LT(std::abs(sum / n), 0.5);      // centred (clamping at the border aside)
+  EXPECT_GT(moved, 190);                  // P(all four edges unmoved) = 1/9^4
+}

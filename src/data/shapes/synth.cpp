@@ -39,6 +39,8 @@ void declare(Options& o, SynthConfig& c) {
   o.add("ood_min_image_size", &c.ood_min_image_size, "smallest image side, ood_size");
   o.add("ood_max_image_size", &c.ood_max_image_size, "largest image side, ood_size");
   o.add("noise", &c.noise, "fraction of background pixels speckled");
+  o.add("box_noise", &c.box_noise,
+        "rec annotation noise: each written box edge moves by up to this many px (uniform; pixels unchanged)");
   o.add("num_workers", &c.num_workers, "rendering threads");
 }
 
@@ -75,6 +77,7 @@ void sync_filesystem(const std::string& dir) {
 void check_config(const SynthConfig& c) {
   REFRACT_CHECK(!c.output.empty()) << "synth: --output is required";
   REFRACT_CHECK(c.num_samples >= 0) << "synth: num_samples must be >= 0";
+  REFRACT_CHECK(c.box_noise >= 0) << "synth: box_noise must be >= 0, got " << c.box_noise;
   REFRACT_CHECK(c.min_objects >= 1 && c.min_objects <= c.max_objects)
       << "synth: need 1 <= min_objects <= max_objects";
   REFRACT_CHECK(c.crowded_min_objects >= 1 && c.crowded_min_objects <= c.crowded_max_objects)

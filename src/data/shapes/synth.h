@@ -34,6 +34,10 @@ struct SynthConfig {
   int64_t ood_min_image_size = 252;  // ood_size
   int64_t ood_max_image_size = 336;
   double noise = 0.03;              // background speckle density
+  // rec annotation noise: each edge of the written box (answer and solution) moves by a
+  // uniform integer in [-box_noise, box_noise] px, as hand-drawn boxes do; the drawn pixels do
+  // not move. 0 = exact boxes.
+  int64_t box_noise = 0;
   int64_t num_workers = 2;          // threads rendering samples
 };
 void declare(Options& o, SynthConfig& c);

@@ -94,14 +94,28 @@ std::string join_names(const std::vector<std::string>& names) {
   return s;
 }
 
-std::string rec_answer(const Object& o) {
-  return "<answer>{\"bbox_2d\": " + box_text(o.box) + ", \"label\": \"" + o.label() + "\"}</answer>";
+std::string rec_answer(const Object& o, const PixelBox& written) {
+  return "<answer>{\"bbox_2d\": " + box_text(written) + ", \"label\": \"" + o.label() + "\"}</answer>";
+}
+
+// A hand-drawn version of `b`: every edge off by a uniform integer in [-k, k], inside the
+// image and at least 2 px wide and high (redrawn until it is).
+PixelBox annotate(const PixelBox& b, int64_t k, int64_t width, int64_t height, Rng& rng) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    PixelBox a = b;
+    a.x1 = std::clamp<int64_t>(b.x1 + rng.uniform_int(-k, k), 0, width);
+    a.y1 = std::clamp<int64_t>(b.y1 + rng.uniform_int(-k, k), 0, height);
+    a.x2 = std::clamp<int64_t>(b.x2 + rng.uniform_int(-k, k), 0, width);
+    a.y2 = std::clamp<int64_t>(b.y2 + rng.uniform_int(-k, k), 0, height);
+    if (a.x2 - a.x1 >= 2 && a.y2 - a.y1 >= 2) return a;
+  }
+  return b;
 }
 
 void finish_rec(SynthSample& s, const std::string& expression) {
   const Object& t = s.objects[0];
   s.question = std::string(kRecQuestion) + expression + ".";
-  s.answer = rec_answer(t);
+  s.answer = rec_answer(t, t.box);
   s.solution = box_json(t.box);
   s.extra["expression"] = expression;
   s.extra["label"] = t.label();
@@ -373,6 +387,14 @@ SynthSample make_sample(const SynthConfig& cfg, int64_t index) {
     s = make_cls(cfg, rng);
   } else {
     REFRACT_FAIL() << "synth: unknown task '" << cfg.task << "' (rec|det|count|ocr|cls)";
+  }
+  if (cfg.task == "rec" && cfg.box_noise > 0) {
+    // Its own stream, so that a scene is the same with and without annotation noise.
+    Rng noise_rng(derive_seed(rng.state(), fnv1a("box_noise")));
+    const Object& t = s.objects[0];
+    const PixelBox written = annotate(t.box, cfg.box_noise, s.image.width, s.image.height, noise_rng);
+    s.answer = rec_answer(t, written);
+    s.solution = box_json(written);
   }
   s.extra["task"] = cfg.task;
   s.extra["split"] = cfg.split;
