@@ -215,7 +215,8 @@ void run_demo(const DemoConfig& c) {
   sft.data.data_file_paths = train_jsonl;
   sft.data.image_folders = data_dir + "/train";
   sft.output_dir = c.output + "/sft_continued";
-  sft.max_seconds = g.wall_seconds;  // same wall time as GRPO
+  sft.max_steps = 1000000;           // bounded by wall time alone,
+  sft.max_seconds = g.wall_seconds;  // the same as GRPO's
   sft.seed = c.seed;
   sft.threads = c.threads;
   RunSummary s = run_sft(sft);
