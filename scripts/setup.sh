@@ -12,7 +12,6 @@ PACKAGES=(
   libcpp-httplib-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  fonts-dejavu-core libfreetype-dev
 )
 
 missing=()

@@ -1,13 +1,13 @@
 // Shapes-world generation and loader throughput; prints medians of 3 runs.
-//   ./build/bench/data/bench_data [num_samples=1000]
+//   bench_data [--num_samples 1000]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 #include <vector>
 
+#include "bench_cli.h"
 #include "data/load.h"
 #include "data/loader.h"
 #include "data/shapes/synth.h"
@@ -15,7 +15,12 @@
 using namespace refract::data;
 
 int main(int argc, char** argv) {
-  const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1000;
+  int64_t n = 1000;
+  CLI::App app{"Shapes-world generation and data loader throughput.", "bench_data"};
+  app.add_option("--num_samples", n, "samples synthesized per task")
+      ->check(refract::bench::positive_int())
+      ->capture_default_str();
+  if (const int code = refract::bench::parse_args(app, argc, argv); code >= 0) return code;
   const auto dir = std::filesystem::temp_directory_path() / ("refract_bench_data_" + std::to_string(::getpid()));
   for (const char* task : {"rec", "det", "ocr"}) {
     for (int64_t workers : {1, 2}) {

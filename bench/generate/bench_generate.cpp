@@ -16,13 +16,14 @@
 #include <ctime>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench_cli.h"
 #include "generate/generator.h"
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
+#include "model_preset.h"
 
 namespace {
 
@@ -61,14 +62,6 @@ double max_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;  // Linux: KiB
-}
-
-std::vector<int64_t> parse_ints(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
-  return out;
 }
 
 // The presets of `refract model init` (model/init.h) with the vocabulary of the Qwen
@@ -123,20 +116,26 @@ std::vector<generate::PromptInput> make_prompts(int64_t b, int64_t len, int64_t 
 
 int main(int argc, char** argv) {
   int64_t threads = 2, prompt_len = 64, new_tokens = 32, reps = 2;
-  std::string presets = "tiny,small", batches = "1,8,64";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
-    if (k == "--threads") threads = std::stoll(v);
-    else if (k == "--presets") presets = v;
-    else if (k == "--batches") batches = v;
-    else if (k == "--prompt_len") prompt_len = std::stoll(v);
-    else if (k == "--new_tokens") new_tokens = std::stoll(v);
-    else if (k == "--reps") reps = std::stoll(v);
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
-      return 2;
-    }
-  }
+  std::vector<std::string> presets = {"tiny", "small"};
+  std::vector<int64_t> batches = {1, 8, 64};
+  CLI::App app{"Rollout throughput (prefill / decode tokens/s, MFU, peak RSS) of refract::generate.",
+               "bench_generate"};
+  using refract::bench::positive_int;
+  app.add_option("--threads", threads, "libtorch CPU threads")->check(positive_int())->capture_default_str();
+  app.add_option("--presets", presets, "model presets of `refract model init`, comma-separated")
+      ->delimiter(',')
+      ->check(refract::bench::model_preset())
+      ->default_str("tiny,small");
+  app.add_option("--batches", batches, "prompts per generate call, comma-separated")
+      ->delimiter(',')
+      ->check(positive_int())
+      ->default_str("1,8,64");
+  app.add_option("--prompt_len", prompt_len, "prompt tokens")->check(positive_int())->capture_default_str();
+  app.add_option("--new_tokens", new_tokens, "sampled tokens per prompt")->check(positive_int())->capture_default_str();
+  app.add_option("--reps", reps, "timed runs per row; the median is reported")
+      ->check(positive_int())
+      ->capture_default_str();
+  if (const int code = refract::bench::parse_args(app, argc, argv); code >= 0) return code;
   torch::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(0);
   const auto [peak_wall, peak] = measure_matmul_gflops(1536, 7, threads);
@@ -150,14 +149,12 @@ int main(int argc, char** argv) {
   std::printf("%-6s %5s | %21s %6s | %21s %6s | %9s %10s | %7s\n", "preset", "batch", "prefill tok/s (wall)",
               "MFU", "decode tok/s (wall)", "MFU", "sample ms", "lm_head ms", "peak RSS MiB");
 
-  std::stringstream ps(presets);
-  std::string name;
-  while (std::getline(ps, name, ',')) {
+  for (const std::string& name : presets) {
     auto cfg = preset(name);
     model::Qwen2_5_VL m(cfg);
     model::init_weights(*m, /*seed=*/0);
     m->eval();
-    for (int64_t b : parse_ints(batches)) {
+    for (int64_t b : batches) {
       auto prompts = make_prompts(b, prompt_len, cfg.vocab_size, 1 + b);
       reset_peak_rss();  // this row's peak: weights + its caches and activations
       generate::GenerationConfig gc;

@@ -1,17 +1,19 @@
 // Model throughput on this CPU: vision tower, prefill, decode step, training forward+backward,
 // for the tiny and small presets. Prints medians (ms) of a few repetitions.
-// Usage: bench_model [threads=2] [reps=5]
+//   bench_model [--threads 2] [--reps 5] [--presets tiny,small]
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include "bench_cli.h"
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
+#include "model_preset.h"
 
 using namespace refract::model;
 
@@ -32,13 +34,25 @@ double median_ms(int reps, const std::function<void()>& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
-  const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
+  int threads = 2, reps = 5;
+  std::vector<std::string> presets = {"tiny", "small"};
+  CLI::App app{"Model throughput on this CPU: vision tower, prefill, decode step, training step.", "bench_model"};
+  app.add_option("--threads", threads, "libtorch CPU threads")
+      ->check(refract::bench::positive_int())
+      ->capture_default_str();
+  app.add_option("--reps", reps, "timed repetitions per figure (training: half); the median is reported")
+      ->check(refract::bench::positive_int())
+      ->capture_default_str();
+  app.add_option("--presets", presets, "model presets of `refract model init`, comma-separated")
+      ->delimiter(',')
+      ->check(refract::bench::model_preset())
+      ->default_str("tiny,small");
+  if (const int code = refract::bench::parse_args(app, argc, argv); code >= 0) return code;
   at::set_num_threads(threads);
   std::printf("threads %d, reps %d, fp32 CPU, image 448x448 (grid 1x32x32 = 1024 patches, 256 tokens)\n", threads, reps);
   std::printf("%-6s %10s %12s %12s %14s %16s\n", "preset", "params(M)", "vision(ms)", "prefill(ms)", "decode(ms/tok)",
               "train f+b(ms)");
-  for (const char* preset : {"tiny", "small"}) {
+  for (const std::string& preset : presets) {
     Qwen2_5_VLConfig c = preset_config(preset);
     c.vocab_size = 4096;
     c.vision_start_token_id = 4000;
@@ -88,7 +102,7 @@ int main(int argc, char** argv) {
       auto out = m->forward(input_ids, torch::Tensor(), pix, grid, nullptr, 64);
       out.logits.logsumexp(-1).mean().backward();
     });
-    std::printf("%-6s %10.1f %12.1f %12.1f %14.2f %16.1f\n", preset, count_parameters(*m) / 1e6, vision, prefill, decode,
+    std::printf("%-6s %10.1f %12.1f %12.1f %14.2f %16.1f\n", preset.c_str(), count_parameters(*m) / 1e6, vision, prefill, decode,
                 train);
   }
   return 0;

@@ -1,18 +1,20 @@
 // Encode throughput of the Qwen tokenizer on the reference bench text (single thread).
-// Usage: bench_text_tokenizer [tokenizer_dir_or_json] [bench.txt]
-// Defaults: tests/fixtures/tokenizer and /work/shared/fixtures/tokenizer/bench.txt.xz
-// decompressed with `xz -dc`. Prints the median of 5 timed runs after one warm-up run, for
-// ~4 KB chunks (cut after "\n" followed by a non-space, as the reference) and the whole file.
+//   bench_text_tokenizer [--tokenizer tests/fixtures/tokenizer] [--text bench.txt.xz] [--reps 5]
+// The bench text (5 MB) is not in the repository: it is read from ../shared/fixtures/tokenizer
+// beside the source tree, decompressed with `xz -dc`. Prints the median of the timed runs after
+// one warm-up run, for ~4 KB chunks (cut after "\n" followed by a non-space, as the reference)
+// and the whole file, and the ratio to HF tokenizers from bench/reference_figures.json.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench_cli.h"
 #include "common/atomic_file.h"
+#include "reference_figures.h"
 #include "text/tokenizer.h"
 
 namespace {
@@ -62,8 +64,28 @@ double median_seconds(F&& f, int runs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string tok_path = argc > 1 ? argv[1] : std::string(REFRACT_SOURCE_DIR) + "/tests/fixtures/tokenizer";
-  const std::string text_path = argc > 2 ? argv[2] : "/work/shared/fixtures/tokenizer/bench.txt.xz";
+  std::string tok_path = std::string(REFRACT_SOURCE_DIR) + "/tests/fixtures/tokenizer";
+  std::string text_path = std::string(REFRACT_SHARED_DIR) + "/fixtures/tokenizer/bench.txt.xz";
+  int runs = 5;
+  CLI::App app{"Qwen tokenizer encode throughput on the bench text, against HF tokenizers.",
+               "bench_text_tokenizer"};
+  app.add_option("--tokenizer", tok_path, "tokenizer.json or the directory holding it")
+      ->check(CLI::ExistingPath)
+      ->capture_default_str();
+  app.add_option("--text", text_path, "text to encode (.xz is decompressed)")
+      ->check(CLI::ExistingFile)
+      ->capture_default_str();
+  app.add_option("--reps", runs, "timed runs after the warm-up; the median is reported")
+      ->check(refract::bench::positive_int())
+      ->capture_default_str();
+  if (const int code = refract::bench::parse_args(app, argc, argv); code >= 0) return code;
+  if (!std::filesystem::exists(text_path)) {
+    std::fprintf(stderr,
+                 "bench_text_tokenizer: input %s not found: the bench text is kept outside the repository, "
+                 "in ../shared/fixtures/tokenizer beside the source tree; pass --text FILE\n",
+                 text_path.c_str());
+    return 1;
+  }
   const auto tok = refract::text::Tokenizer::from_file(tok_path);
   const std::string text = read_input(text_path);
   const std::vector<std::string> chunks = chunk(text, 4096);
@@ -71,29 +93,19 @@ int main(int argc, char** argv) {
   const double t_chunks = median_seconds([&] {
     tokens_chunked = 0;
     for (const auto& c : chunks) tokens_chunked += tok.encode(c).size();
-  }, 5);
-  const double t_whole = median_seconds([&] { tokens_whole = tok.encode(text).size(); }, 5);
+  }, runs);
+  const double t_whole = median_seconds([&] { tokens_whole = tok.encode(text).size(); }, runs);
   const double mb = static_cast<double>(text.size()) / 1e6;
   std::printf("input: %zu bytes, %zu chunks\n", text.size(), chunks.size());
   std::printf("chunks (~4 KB): median %.3f s  %.2f MB/s  %.0f tokens/s  (%zu tokens)\n", t_chunks,
               mb / t_chunks, tokens_chunked / t_chunks, tokens_chunked);
   std::printf("whole file    : median %.3f s  %.2f MB/s  %.0f tokens/s  (%zu tokens)\n", t_whole,
               mb / t_whole, tokens_whole / t_whole, tokens_whole);
-  // The reference figure (HF tokenizers, encodeBatch over the same ~4 KB chunks, 1 thread),
-  // from throughput.txt next to bench.txt.xz: the "PRIMARY" block's "=> X MB/s".
-  const std::string ref_path = text_path.substr(0, text_path.find_last_of('/') + 1) + "throughput.txt";
-  std::ifstream ref(ref_path);
-  std::string line;
-  bool primary = false;
-  while (std::getline(ref, line)) {
-    if (line.rfind("PRIMARY", 0) == 0) primary = true;
-    const size_t at = line.find("=> ");
-    if (primary && at != std::string::npos) {
-      const double hf = std::atof(line.c_str() + at + 3);
-      std::printf("HF tokenizers (reference, same chunks, recorded in %s): %.2f MB/s -> refract is %.2fx\n",
-                  ref_path.c_str(), hf, (mb / t_chunks) / hf);
-      break;
-    }
-  }
+  // HF tokenizers' encodeBatch over ~4 KB chunks of the same text, 1 thread.
+  const auto ref = refract::bench::reference_figure("hf_tokenizers_encode_batch");
+  if (ref && refract::bench::same_input(*ref, text_path))
+    std::printf("HF tokenizers (reference, ~4 KB chunks, recorded in %s): %.2f %s -> refract is %.2fx\n",
+                refract::bench::kReferenceFiguresFile.c_str(), ref->value, ref->unit.c_str(),
+                (mb / t_chunks) / ref->value);
   return 0;
 }

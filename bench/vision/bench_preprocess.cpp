@@ -1,7 +1,7 @@
 // Decode + Qwen2-VL preprocess time per image, for typical sizes and the three pixel-limit
 // settings of the parity fixture (a: 4.50 defaults, b: 256..1280 tokens, c: the Hub config).
 // Prints the median of N runs in ms; also the decode and resize parts on their own.
-//   usage: bench_vision_preprocess [runs=7]
+//   bench_vision_preprocess [--reps 7]
 #include <cstdio>
 #include <jpeglib.h>
 
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_cli.h"
 #include "common/atomic_file.h"
 #include "vision/image.h"
 #include "vision/preprocess.h"
@@ -85,7 +86,13 @@ double median_ms(int runs, const std::function<void()>& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int runs = argc > 1 ? std::atoi(argv[1]) : 7;
+  int runs = 7;
+  CLI::App app{"Decode + Qwen2-VL preprocess time per image, for typical sizes and pixel limits.",
+               "bench_vision_preprocess"};
+  app.add_option("--reps", runs, "timed runs per figure; the median is reported")
+      ->check(refract::bench::positive_int())
+      ->capture_default_str();
+  if (const int code = refract::bench::parse_args(app, argc, argv); code >= 0) return code;
   struct Input {
     const char* name;
     int64_t w, h;

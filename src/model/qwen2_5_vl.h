@@ -2,7 +2,7 @@
 // with M-RoPE, image-embedding scatter, KV-cache decoding, HF checkpoint load / save.
 // Modules are registered under the HF (transformers <= 4.51) parameter names, so
 // named_parameters() == the safetensors keys: visual.*, model.*, lm_head.* (when untied).
-// ref: transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py@4.50; /work/shared/docs/qwen2_5_vl.md
+// ref: https://github.com/huggingface/transformers/blob/v4.50.0/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py
 #pragma once
 #include <torch/torch.h>
 

@@ -1,5 +1,6 @@
 // Qwen2-VL / Qwen2.5-VL ChatML, rendered straight to ids.
-// ref: Qwen2.5-VL chat_template.json (processor); /work/shared/docs/qwen2_5_vl.md section 5.
+// ref: Qwen2.5-VL processor chat template,
+// https://huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct/blob/main/chat_template.json
 #include "text/chat_template.h"
 
 #include "common/check.h"

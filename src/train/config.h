@@ -1,6 +1,7 @@
 // Training settings: plain structs with TRL / VLM-R1 names (no torch; the CLI includes this).
 // The same snake_case key is the YAML key, the --flag and the field. Defaults follow TRL today
-// (see ../shared/docs/grpo.md's table); configs/vlm_r1_rec.yaml holds VLM-R1's REC recipe.
+// (ref: https://github.com/huggingface/trl/blob/main/trl/trainer/grpo_config.py);
+// configs/vlm_r1_rec.yaml holds VLM-R1's REC recipe.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -22,7 +22,8 @@ struct RunSummary {
   nlohmann::json log_history;
 };
 
-// `refract grpo`: TRL GRPOTrainer semantics (../shared/docs/grpo.md).
+// `refract grpo`: TRL GRPOTrainer semantics (docs/training.md;
+// ref: https://github.com/huggingface/trl/blob/main/trl/trainer/grpo_trainer.py).
 RunSummary run_grpo(const GrpoConfig& config);
 // `refract sft`: assistant-token cross-entropy, mean_token_accuracy.
 RunSummary run_sft(const SftConfig& config);
