@@ -12,6 +12,7 @@ void add_grpo_command(CLI::App& app);
 void add_sft_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_score_command(CLI::App& app);
+void add_rewards_command(CLI::App& app);
 void add_infer_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_export_command(CLI::App& app);

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add_sft_command(app);
   add_eval_command(app);
   add_score_command(app);
+  add_rewards_command(app);
   add_infer_command(app);
   add_serve_command(app);
   add_export_command(app);

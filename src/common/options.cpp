@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "common/check.h"
@@ -86,8 +87,121 @@ const char* type_name(const Options::Field& f) {
     const char* operator()(std::vector<std::string>*) { return "a list of strings"; }
     const char* operator()(std::vector<int64_t>*) { return "a list of integers"; }
     const char* operator()(std::vector<double>*) { return "a list of numbers"; }
+    const char* operator()(nlohmann::json*) {
+      return "a mapping (YAML mapping; flag: JSON '{..}' or OUTER.INNER=VALUE)";
+    }
   };
   return std::visit(V{}, f);
+}
+
+// A plain (unquoted) scalar typed as YAML 1.2's core schema reads it.
+nlohmann::json plain_scalar_to_json(const std::string& s) {
+  if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  static const std::regex kInt(R"([-+]?[0-9]+)");
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, kInt)) {
+    int64_t v;
+    if (parse_int64(s, &v)) return v;
+  }
+  if (std::regex_match(s, kFloat)) {
+    double v;
+    if (parse_double(s, &v)) return v;
+  }
+  return s;
+}
+
+nlohmann::json yaml_scalar_to_json(const YAML::Node& n) {
+  if (n.Tag() == "!") return n.Scalar();  // quoted: a string
+  return plain_scalar_to_json(n.Scalar());
+}
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar: return yaml_scalar_to_json(n);
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& it : n) out.push_back(yaml_to_json(it));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : n) out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return out;
+    }
+    default: return nullptr;
+  }
+}
+
+// The inverse of yaml_to_json: strings always quoted so "20" stays a string.
+void emit_json(YAML::Emitter& out, const nlohmann::json& j) {
+  if (j.is_object()) {
+    out << YAML::Flow << YAML::BeginMap;
+    for (const auto& [k, v] : j.items()) {
+      out << YAML::Key << YAML::DoubleQuoted << k << YAML::Value;
+      emit_json(out, v);
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& v : j) emit_json(out, v);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_boolean()) {
+    out << (j.get<bool>() ? "true" : "false");
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << j.dump();  // numbers: JSON's shortest round-trip form (0.1, not 0.10000000000000001)
+  }
+}
+
+// Objects merge key by key; anything else replaces.
+void merge_into(nlohmann::json& dst, const nlohmann::json& src) {
+  if (!dst.is_object() || !src.is_object()) {
+    dst = src;
+    return;
+  }
+  for (const auto& [k, v] : src.items()) merge_into(dst[k], v);
+}
+
+// One flag value of a mapping field: '{...}' (JSON / YAML flow) or OUTER.INNER=VALUE.
+bool merge_flag_value(nlohmann::json* p, const std::string& text) {
+  const std::string t = trim(text);
+  nlohmann::json patch;
+  try {
+    if (!t.empty() && t.front() == '{') {
+      const YAML::Node n = YAML::Load(t);
+      if (!n.IsMap()) return false;
+      patch = yaml_to_json(n);
+    } else {
+      const size_t eq = t.find('=');
+      if (eq == std::string::npos) return false;
+      const std::string path = trim(t.substr(0, eq));
+      const size_t dot = path.rfind('.');
+      if (dot == std::string::npos || dot == 0 || dot + 1 == path.size()) return false;
+      // VALUE is typed like a plain YAML scalar but not parsed as YAML, so a regex such as
+      // [0-9]+: .* stays a string; quotes force a string ('20').
+      const std::string v = trim(t.substr(eq + 1));
+      const bool quoted =
+          v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front();
+      patch[path.substr(0, dot)][path.substr(dot + 1)] =
+          quoted ? nlohmann::json(v.substr(1, v.size() - 2)) : plain_scalar_to_json(v);
+    }
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+  if (!p->is_object()) *p = nlohmann::json::object();
+  merge_into(*p, patch);
+  return true;
+}
+
+bool is_list_field(const Options::Field& f) {
+  return std::holds_alternative<std::vector<std::string>*>(f) ||
+         std::holds_alternative<std::vector<int64_t>*>(f) ||
+         std::holds_alternative<std::vector<double>*>(f);
 }
 
 // Assigns textual items to a field; false when they do not parse as its type.
@@ -153,6 +267,12 @@ bool assign(const Options::Field& field, const std::vector<std::string>& items, 
       *p = out;
       return true;
     }
+    bool operator()(nlohmann::json* p) const {
+      if (is_list) return false;
+      for (const auto& s : items)
+        if (!merge_flag_value(p, s)) return false;
+      return true;
+    }
   };
   return std::visit(V{items, is_list}, field);
 }
@@ -165,6 +285,10 @@ nlohmann::json value_json(const Options::Field& f) {
 
 Options& Options::add(const std::string& key, Field field, const std::string& help) {
   REFRACT_CHECK(find(key) == nullptr) << "option '" << key << "' declared twice";
+  if (auto* j = std::get_if<nlohmann::json*>(&field)) {
+    REFRACT_CHECK((*j)->is_object())
+        << "option '" << key << "': a mapping field starts as an object";
+  }
   Entry e;
   e.key = key;
   e.field = field;
@@ -179,16 +303,28 @@ Options& Options::choices(std::vector<std::string> allowed) {
   return *this;
 }
 
-Options::Entry* Options::find(const std::string& key) {
-  for (auto& e : entries_)
+Options& Options::alias(const std::string& other_name) {
+  REFRACT_CHECK(!entries_.empty()) << "alias() before add()";
+  REFRACT_CHECK(find(other_name) == nullptr)
+      << "option alias '" << other_name << "' is already a key or an alias";
+  entries_.back().aliases.push_back({other_name, {}, {}, nullptr});
+  return *this;
+}
+
+const Options::Entry* Options::find(const std::string& key) const {
+  for (const auto& e : entries_) {
     if (e.key == key) return &e;
+    for (const auto& a : e.aliases)
+      if (a.name == key) return &e;
+  }
   return nullptr;
 }
 
-bool Options::has(const std::string& key) const {
-  return std::any_of(entries_.begin(), entries_.end(),
-                     [&](const Entry& e) { return e.key == key; });
+Options::Entry* Options::find(const std::string& key) {
+  return const_cast<Entry*>(static_cast<const Options*>(this)->find(key));
 }
+
+bool Options::has(const std::string& key) const { return find(key) != nullptr; }
 
 void Options::check_choice(const Entry& e, const std::string& where) const {
   if (e.choices.empty()) return;
@@ -217,15 +353,26 @@ void Options::load_yaml_string(const std::string& text, const std::string& where
   }
   if (root.IsNull()) return;
   REFRACT_CHECK(root.IsMap()) << where << ": expected a mapping of key: value";
+  // Which spelling set each key, to reject a key given under both its name and an alias.
+  std::vector<std::pair<const Entry*, std::pair<std::string, int>>> seen;
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     const int line = kv.first.Mark().line + 1;
     const std::string at = where + ":" + std::to_string(line);
     Entry* e = find(key);
     REFRACT_CHECK(e) << at << ": unknown key '" << key << "'";
+    for (const auto& [prev, spelling] : seen)
+      REFRACT_CHECK(prev != e || spelling.first == key)
+          << at << ": '" << key << "' and '" << spelling.first << "' (line " << spelling.second
+          << ") are the same key; give one";
+    seen.push_back({e, {key, line}});
     const YAML::Node& v = kv.second;
     bool ok = false;
-    if (v.IsSequence()) {
+    if (auto* j = std::get_if<nlohmann::json*>(&e->field)) {
+      // A mapping replaces the default; flags later merge into it.
+      if (v.IsMap()) **j = yaml_to_json(v), ok = true;
+      else if (v.IsNull()) **j = nlohmann::json::object(), ok = true;
+    } else if (v.IsSequence()) {
       std::vector<std::string> items;
       bool scalars = true;
       for (const auto& it : v) {
@@ -262,36 +409,52 @@ void Options::add_to(CLI::App& app) {
     }
     std::string def = value_json(e.field).dump();
     help += " (default " + def + ")";
-    if (std::holds_alternative<bool*>(e.field)) {
-      // `--use_peft` means true; `--use_peft=false` is also accepted.
-      e.flag_value.clear();
-      e.option = app.add_flag("--" + e.key + "{true}", e.flag_value, help);
-    } else {
-      e.option = app.add_option("--" + e.key, e.raw, help)->expected(1, -1);
-      if (std::holds_alternative<std::vector<std::string>*>(e.field) ||
-          std::holds_alternative<std::vector<int64_t>*>(e.field) ||
-          std::holds_alternative<std::vector<double>*>(e.field))
-        e.option->type_name("LIST");
-    }
+    for (size_t i = 0; i < e.aliases.size(); ++i)
+      help += (i ? ", --" : " (alias: --") + e.aliases[i].name + (i + 1 == e.aliases.size() ? ")" : "");
+    // Each alias is its own hidden option so that giving both spellings can be rejected.
+    auto add = [&](const std::string& name, std::vector<std::string>& raw, std::string& flag_value,
+                   const std::string& text) {
+      if (std::holds_alternative<bool*>(e.field)) {
+        // `--use_peft` means true; `--use_peft=false` is also accepted.
+        flag_value.clear();
+        return app.add_flag("--" + name + "{true}", flag_value, text);
+      }
+      CLI::Option* o = app.add_option("--" + name, raw, text)->expected(1, -1);
+      if (is_list_field(e.field)) o->type_name("LIST");
+      if (std::holds_alternative<nlohmann::json*>(e.field)) o->type_name("MAP");
+      return o;
+    };
+    e.option = add(e.key, e.raw, e.flag_value, help);
+    for (auto& a : e.aliases)
+      a.option = add(a.name, a.raw, a.flag_value, "alias of --" + e.key)->group("");
   }
 }
 
 void Options::parse() {
   if (!config_path_.empty()) load_yaml_file(config_path_);
   for (auto& e : entries_) {
-    if (!e.option || e.option->count() == 0) continue;
-    std::vector<std::string> raw = e.raw;
-    if (std::holds_alternative<bool*>(e.field))
-      raw = {e.flag_value.empty() ? std::string("true") : e.flag_value};
-    const bool is_vector = std::holds_alternative<std::vector<std::string>*>(e.field) ||
-                           std::holds_alternative<std::vector<int64_t>*>(e.field) ||
-                           std::holds_alternative<std::vector<double>*>(e.field);
-    if (!is_vector && raw.size() != 1) {
-      REFRACT_FAIL() << "--" << e.key << ": expected one value, got " << raw.size();
+    const std::string* name = nullptr;
+    const std::vector<std::string>* given = nullptr;
+    const std::string* flag_value = nullptr;
+    if (e.option && e.option->count() > 0) name = &e.key, given = &e.raw, flag_value = &e.flag_value;
+    for (const auto& a : e.aliases) {
+      if (!a.option || a.option->count() == 0) continue;
+      REFRACT_CHECK(!name) << "--" << a.name << " and --" << *name << " are the same key; give one";
+      name = &a.name, given = &a.raw, flag_value = &a.flag_value;
     }
+    if (!name) continue;
+    std::vector<std::string> raw = *given;
+    if (std::holds_alternative<bool*>(e.field))
+      raw = {flag_value->empty() ? std::string("true") : *flag_value};
+    const bool many = is_list_field(e.field) || std::holds_alternative<nlohmann::json*>(e.field);
+    if (!many && raw.size() != 1) {
+      REFRACT_FAIL() << "--" << *name << ": expected one value, got " << raw.size();
+    }
+    std::string shown;
+    for (const auto& r : raw) shown += (shown.empty() ? "" : " ") + r;
     REFRACT_CHECK(assign(e.field, raw, /*is_list=*/false))
-        << "--" << e.key << ": '" << raw[0] << "' is not " << type_name(e.field);
-    check_choice(e, "--" + e.key);
+        << "--" << *name << ": '" << shown << "' is not " << type_name(e.field);
+    check_choice(e, "--" + *name);
   }
 }
 
@@ -305,8 +468,9 @@ std::string Options::to_yaml() const {
   YAML::Emitter out;
   out << YAML::BeginMap;
   for (const auto& e : entries_) {
-    out << YAML::Key << e.key << YAML::Value << YAML::Flow
-        << YAML::Load(value_json(e.field).dump());
+    out << YAML::Key << e.key << YAML::Value;
+    if (auto* j = std::get_if<nlohmann::json*>(&e.field)) emit_json(out, **j);
+    else out << YAML::Flow << YAML::Load(value_json(e.field).dump());
   }
   out << YAML::EndMap;
   return out.c_str();

@@ -11,6 +11,16 @@
 //
 // Precedence: code defaults < YAML file < command-line flags. An unknown YAML key or a
 // value of the wrong type is an error that names the key (and the file).
+//
+// A nlohmann::json field holds a mapping (e.g. reward_kwargs: {iou: {iou_convention: vlm_r1}}):
+// YAML gives it as a mapping (scalars typed as YAML 1.2 reads them: true, 20, 0.5, a string;
+// quote a string that looks like a number). A flag value is either a mapping in JSON / YAML
+// flow form ('{"iou": {"iou_convention": "vlm_r1"}}') or OUTER.INNER=VALUE (the last '.'
+// splits the path: iou.iou_convention=vlm_r1; VALUE typed as a plain YAML scalar, else taken
+// as written); flags are merged key by key into what the YAML file gave.
+//
+// alias("model") gives the last added key a second spelling, in YAML and as a flag; giving
+// both spellings in one YAML file or on one command line is an error.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,11 +40,13 @@ class Options {
  public:
   using Field = std::variant<bool*, int*, int64_t*, double*, float*, std::string*,
                              std::vector<std::string>*, std::vector<int64_t>*,
-                             std::vector<double>*>;
+                             std::vector<double>*, nlohmann::json*>;
 
   Options& add(const std::string& key, Field field, const std::string& help);
   // Restricts the last added string key to these values.
   Options& choices(std::vector<std::string> allowed);
+  // Another name of the last added key (YAML key and --flag), shown in --help.
+  Options& alias(const std::string& other_name);
 
   // Adds --config and one --<key> flag per key to `app`. Call parse() after app.parse().
   void add_to(CLI::App& app);
@@ -61,10 +73,18 @@ class Options {
     std::vector<std::string> raw;  // values given on the command line
     std::string flag_value;        // a boolean flag's value
     CLI::Option* option = nullptr;
+    struct Alias {
+      std::string name;
+      std::vector<std::string> raw;
+      std::string flag_value;
+      CLI::Option* option = nullptr;
+    };
+    std::vector<Alias> aliases;
   };
 
  private:
   Entry* find(const std::string& key);
+  const Entry* find(const std::string& key) const;
   void check_choice(const Entry& e, const std::string& where) const;
   std::vector<Entry> entries_;
   std::string config_path_;

@@ -1,7 +1,9 @@
 // Factories of the built-in rewards (internal; users go through rewards/registry.h).
-// Each takes the reward's settings object (missing keys take the documented defaults).
+// Each takes the reward's settings object COMPLETE and checked: registry.cpp fills in the
+// declared defaults and checks the types before calling, so factories read without defaults.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "rewards/reward.h"
 
@@ -40,6 +42,10 @@ RewardFn make_accuracy(const nlohmann::json& s);
 RewardFn make_cosine(const nlohmann::json& s);
 RewardFn make_repetition(const nlohmann::json& s);
 RewardFn make_soft_overlong(const nlohmann::json& s);
+
+// Builds reward `name` from the settings it declares among a composite reward's complete
+// settings (cosine's inner reward); the other keys are ignored. registry.cpp.
+RewardFn make_inner_reward(const std::string& name, const nlohmann::json& outer_settings);
 
 // Single-sample scorers reused by `accuracy`'s dispatch and by `refract score`.
 double default_accuracy_score(const std::string& completion, const std::string& solution);

@@ -17,6 +17,6 @@ struct DetSample {
 DetSample read_det_sample(const RewardInput& in, CoordMode coords, bool require_answer_tag);
 
 // Settings common to detection rewards: coords, require_answer_tag.
-CoordMode det_coords(const nlohmann::json& s, const char* name);
+CoordMode det_coords(const nlohmann::json& s);
 
 }  // namespace refract::rewards

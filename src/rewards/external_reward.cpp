@@ -176,7 +176,7 @@ nlohmann::json external_request(const std::vector<RewardInput>& batch) {
 
 RewardFn make_external_reward(const std::string& command, const nlohmann::json& settings) {
   REFRACT_CHECK(!command.empty()) << "external reward: empty command (use external:<command>)";
-  const double timeout = setting_double(settings, "timeout_seconds", 60.0, "external");
+  const double timeout = setting_double(settings, "timeout_seconds");
   REFRACT_CHECK(timeout > 0) << "external reward: timeout_seconds must be > 0";
   auto child = std::make_shared<ChildProcess>(command, timeout);
   return [child](const std::vector<RewardInput>& batch) {

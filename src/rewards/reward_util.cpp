@@ -4,32 +4,23 @@
 
 namespace refract::rewards {
 
-double setting_double(const nlohmann::json& s, const char* key, double def, const char* reward) {
-  if (!s.is_object()) return def;
+namespace {
+const nlohmann::json& declared(const nlohmann::json& s, const char* key) {
   auto it = s.find(key);
-  if (it == s.end() || it->is_null()) return def;
-  REFRACT_CHECK(it->is_number()) << "reward " << reward << ": setting '" << key
-                                 << "' must be a number, got " << it->dump();
-  return it->get<double>();
+  REFRACT_CHECK(it != s.end()) << "reward setting '" << key
+                               << "' is read but not declared in rewards/registry.cpp";
+  return *it;
+}
+}  // namespace
+
+double setting_double(const nlohmann::json& s, const char* key) {
+  return declared(s, key).get<double>();
 }
 
-bool setting_bool(const nlohmann::json& s, const char* key, bool def, const char* reward) {
-  if (!s.is_object()) return def;
-  auto it = s.find(key);
-  if (it == s.end() || it->is_null()) return def;
-  REFRACT_CHECK(it->is_boolean()) << "reward " << reward << ": setting '" << key
-                                  << "' must be true/false, got " << it->dump();
-  return it->get<bool>();
-}
+bool setting_bool(const nlohmann::json& s, const char* key) { return declared(s, key).get<bool>(); }
 
-std::string setting_string(const nlohmann::json& s, const char* key, const std::string& def,
-                           const char* reward) {
-  if (!s.is_object()) return def;
-  auto it = s.find(key);
-  if (it == s.end() || it->is_null()) return def;
-  REFRACT_CHECK(it->is_string()) << "reward " << reward << ": setting '" << key
-                                 << "' must be a string, got " << it->dump();
-  return it->get<std::string>();
+std::string setting_string(const nlohmann::json& s, const char* key) {
+  return declared(s, key).get<std::string>();
 }
 
 RewardFn per_sample(SampleFn fn) {

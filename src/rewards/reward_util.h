@@ -12,12 +12,12 @@
 
 namespace refract::rewards {
 
-// Typed settings lookup with a default; a present value of the wrong type is an error that
-// names the reward and the key.
-double setting_double(const nlohmann::json& s, const char* key, double def, const char* reward);
-bool setting_bool(const nlohmann::json& s, const char* key, bool def, const char* reward);
-std::string setting_string(const nlohmann::json& s, const char* key, const std::string& def,
-                           const char* reward);
+// Reads one setting of a reward's complete settings (registry.cpp has filled in the declared
+// defaults and checked the types). A missing key means the reward reads a setting it does
+// not declare in the registry table: an error naming the key.
+double setting_double(const nlohmann::json& s, const char* key);
+bool setting_bool(const nlohmann::json& s, const char* key);
+std::string setting_string(const nlohmann::json& s, const char* key);
 
 // Lifts a per-completion scorer to a batch RewardFn.
 using SampleFn = std::function<std::optional<double>(const RewardInput&)>;

@@ -51,7 +51,7 @@ std::vector<Point> points_from_json(const nlohmann::json& j) {
 // 1 if the predicted count equals the solution's. The prediction is the number of objects
 // when the answer is a list of boxes / points, else the first number in the answer.
 RewardFn make_count(const nlohmann::json& s) {
-  const bool tag = setting_bool(s, "require_answer_tag", false, "count");
+  const bool tag = setting_bool(s, "require_answer_tag");
   return per_sample([tag](const RewardInput& in) -> std::optional<double> {
     auto answer = answer_part(in, tag);
     auto want = solution_count(in.solution);
@@ -68,8 +68,8 @@ RewardFn make_count(const nlohmann::json& s) {
 // GT points (both in 0..1000 units of the image), reward = min(Np, Ng) / max(Np, Ng) *
 // (1 - mean matched distance / (1000 sqrt 2)). Both empty -> 1, one empty -> 0.
 RewardFn make_count_pr1(const nlohmann::json& s) {
-  const CoordMode coords = det_coords(s, "count_pr1");
-  const bool tag = setting_bool(s, "require_answer_tag", false, "count_pr1");
+  const CoordMode coords = det_coords(s);
+  const bool tag = setting_bool(s, "require_answer_tag");
   return per_sample([=](const RewardInput& in) -> std::optional<double> {
     const ImageSize im = first_image(in);
     std::vector<Point> gt;

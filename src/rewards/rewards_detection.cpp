@@ -10,8 +10,8 @@
 
 namespace refract::rewards {
 
-CoordMode det_coords(const nlohmann::json& s, const char* name) {
-  return parse_coord_mode(setting_string(s, "coords", "absolute_resized", name));
+CoordMode det_coords(const nlohmann::json& s) {
+  return parse_coord_mode(setting_string(s, "coords"));
 }
 
 DetSample read_det_sample(const RewardInput& in, CoordMode coords, bool require_answer_tag) {
@@ -78,17 +78,17 @@ struct VisualRftSettings {
   bool require_answer_tag;
 };
 
-VisualRftSettings visual_rft_settings(const nlohmann::json& s, const char* name) {
-  return {det_coords(s, name), setting_double(s, "iou_threshold", 0.5, name),
-          setting_bool(s, "match_labels", false, name),
-          setting_bool(s, "require_answer_tag", false, name)};
+VisualRftSettings visual_rft_settings(const nlohmann::json& s) {
+  return {det_coords(s), setting_double(s, "iou_threshold"),
+          setting_bool(s, "match_labels"),
+          setting_bool(s, "require_answer_tag")};
 }
 
 }  // namespace
 
 // R = sum of matched IoU / max(N_gt, N_pred), capped at 1. Both empty -> 1, no prediction -> 0.
 RewardFn make_det_iou(const nlohmann::json& s) {
-  const auto st = visual_rft_settings(s, "det_iou");
+  const auto st = visual_rft_settings(s);
   return per_sample([st](const RewardInput& in) -> std::optional<double> {
     DetSample d = read_det_sample(in, st.coords, st.require_answer_tag);
     if (d.pred.empty()) return d.gt.empty() && d.parsed ? 1.0 : 0.0;
@@ -102,7 +102,7 @@ RewardFn make_det_iou(const nlohmann::json& s) {
 
 // Mean over predictions of c if matched else (1 - c).
 RewardFn make_det_confidence(const nlohmann::json& s) {
-  const auto st = visual_rft_settings(s, "det_confidence");
+  const auto st = visual_rft_settings(s);
   return per_sample([st](const RewardInput& in) -> std::optional<double> {
     DetSample d = read_det_sample(in, st.coords, st.require_answer_tag);
     if (d.pred.empty()) return d.gt.empty() && d.parsed ? 1.0 : 0.0;
@@ -119,23 +119,22 @@ RewardFn make_det_confidence(const nlohmann::json& s) {
 // reward = 0.25 valid_fraction + 0.75 F1 + 1.0 label_accuracy + 1.0 mean_IoU
 //          [- 0.5 (FP/N_pred + FN/N_gt) if missing_penalty], clamped to [0, 3].
 RewardFn make_det_pr1(const nlohmann::json& s) {
-  const char* n = "det_pr1";
   struct St {
     CoordMode coords;
     bool tag;
     double thr, l1_w, giou_w, cls_w, w_format, w_f1, w_cls, w_iou;
     bool missing;
-  } st{det_coords(s, n),
-       setting_bool(s, "require_answer_tag", false, n),
-       setting_double(s, "iou_threshold", 0.5, n),
-       setting_double(s, "cost_l1", 5.0, n),
-       setting_double(s, "cost_giou", 2.0, n),
-       setting_double(s, "cost_class", 1.0, n),
-       setting_double(s, "format_weight", 0.25, n),
-       setting_double(s, "f1_weight", 0.75, n),
-       setting_double(s, "cls_weight", 1.0, n),
-       setting_double(s, "iou_weight", 1.0, n),
-       setting_bool(s, "missing_penalty", false, n)};
+  } st{det_coords(s),
+       setting_bool(s, "require_answer_tag"),
+       setting_double(s, "iou_threshold"),
+       setting_double(s, "cost_l1"),
+       setting_double(s, "cost_giou"),
+       setting_double(s, "cost_class"),
+       setting_double(s, "format_weight"),
+       setting_double(s, "f1_weight"),
+       setting_double(s, "cls_weight"),
+       setting_double(s, "iou_weight"),
+       setting_bool(s, "missing_penalty")};
   return per_sample([st](const RewardInput& in) -> std::optional<double> {
     DetSample d = read_det_sample(in, st.coords, st.tag);
     const double top = st.w_format + st.w_f1 + st.w_cls + st.w_iou;
@@ -190,9 +189,9 @@ RewardFn make_det_pr1(const nlohmann::json& s) {
 // 0.7 (sum matched IoU / N_gt) + 0.3 (1 - (misses / N_gt + false_alarms / N_pred) / 2).
 // Both empty -> 1; exactly one empty -> 0.
 RewardFn make_weighted_sum(const nlohmann::json& s) {
-  const CoordMode coords = det_coords(s, "weighted_sum");
-  const bool tag = setting_bool(s, "require_answer_tag", false, "weighted_sum");
-  const double thr = setting_double(s, "iou_threshold", 0.5, "weighted_sum");
+  const CoordMode coords = det_coords(s);
+  const bool tag = setting_bool(s, "require_answer_tag");
+  const double thr = setting_double(s, "iou_threshold");
   return per_sample([=](const RewardInput& in) -> std::optional<double> {
     DetSample d = read_det_sample(in, coords, tag);
     if (d.gt.empty() && d.pred.empty()) return d.parsed ? 1.0 : 0.0;

@@ -74,9 +74,9 @@ double map_score(const DetSample& d, const MapSettings& st, MapStat stat) {
   return 0.0;
 }
 
-RewardFn make_map_reward(const nlohmann::json& s, const char* name, MapStat stat) {
-  MapSettings st{det_coords(s, name), setting_bool(s, "require_answer_tag", false, name),
-                 setting_bool(s, "use_confidence", false, name)};
+RewardFn make_map_reward(const nlohmann::json& s, MapStat stat) {
+  MapSettings st{det_coords(s), setting_bool(s, "require_answer_tag"),
+                 setting_bool(s, "use_confidence")};
   return per_sample([st, stat](const RewardInput& in) -> std::optional<double> {
     return map_score(read_det_sample(in, st.coords, st.tag), st, stat);
   });
@@ -84,11 +84,11 @@ RewardFn make_map_reward(const nlohmann::json& s, const char* name, MapStat stat
 
 }  // namespace
 
-RewardFn make_det_map(const nlohmann::json& s) { return make_map_reward(s, "det_map", MapStat::ap); }
-RewardFn make_od_ap(const nlohmann::json& s) { return make_map_reward(s, "od_ap", MapStat::ap); }
-RewardFn make_od_ap50(const nlohmann::json& s) { return make_map_reward(s, "od_ap50", MapStat::ap50); }
+RewardFn make_det_map(const nlohmann::json& s) { return make_map_reward(s, MapStat::ap); }
+RewardFn make_od_ap(const nlohmann::json& s) { return make_map_reward(s, MapStat::ap); }
+RewardFn make_od_ap50(const nlohmann::json& s) { return make_map_reward(s, MapStat::ap50); }
 RewardFn make_od_length(const nlohmann::json& s) {
-  return make_map_reward(s, "od_length", MapStat::ap_length);
+  return make_map_reward(s, MapStat::ap_length);
 }
 
 }  // namespace refract::rewards

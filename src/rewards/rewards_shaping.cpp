@@ -3,10 +3,8 @@
 #include <set>
 #include <sstream>
 
-#include "common/check.h"
 #include "metrics/text_distance.h"
 #include "rewards/builtin.h"
-#include "rewards/registry.h"
 #include "rewards/reward_util.h"
 
 namespace refract::rewards {
@@ -27,16 +25,14 @@ double completion_length(const RewardInput& in) {
 // (`cosine_accuracy_reward`, default "accuracy") >= `cosine_correct_threshold` (default 1.0).
 // note: VLM-R1's copy treated every answer as correct; this one asks the inner reward.
 RewardFn make_cosine(const nlohmann::json& s) {
-  const char* n = "cosine";
-  const double min_wrong = setting_double(s, "cosine_min_value_wrong", -0.5, n);
-  const double max_wrong = setting_double(s, "cosine_max_value_wrong", 0.0, n);
-  const double min_correct = setting_double(s, "cosine_min_value_correct", 0.5, n);
-  const double max_correct = setting_double(s, "cosine_max_value_correct", 1.0, n);
-  const double max_len = setting_double(s, "cosine_max_len", 0.0, n);  // 0: max_completion_length
-  const double thr = setting_double(s, "cosine_correct_threshold", 1.0, n);
-  const std::string inner_name = setting_string(s, "cosine_accuracy_reward", "accuracy", n);
-  REFRACT_CHECK(inner_name != "cosine") << "reward cosine: cosine_accuracy_reward cannot be cosine";
-  RewardFn inner = make_reward(inner_name, s);
+  const double min_wrong = setting_double(s, "cosine_min_value_wrong");
+  const double max_wrong = setting_double(s, "cosine_max_value_wrong");
+  const double min_correct = setting_double(s, "cosine_min_value_correct");
+  const double max_correct = setting_double(s, "cosine_max_value_correct");
+  const double max_len = setting_double(s, "cosine_max_len");  // 0: max_completion_length
+  const double thr = setting_double(s, "cosine_correct_threshold");
+  // The settings also hold the inner reward's (registry.cpp: cosine's settings_of).
+  RewardFn inner = make_inner_reward(setting_string(s, "cosine_accuracy_reward"), s);
   return [=](const std::vector<RewardInput>& batch) {
     const auto acc = inner(batch);
     std::vector<std::optional<double>> out;
@@ -61,8 +57,8 @@ RewardFn make_cosine(const nlohmann::json& s) {
 // otherwise lowercase whitespace words in `repetition_ngram_size`-grams (default 6; ms-swift
 // uses 3). Fewer units than n -> 0.
 RewardFn make_repetition(const nlohmann::json& s) {
-  const double n_setting = setting_double(s, "repetition_ngram_size", 6, "repetition");
-  const double max_penalty = setting_double(s, "repetition_max_penalty", -1.0, "repetition");
+  const double n_setting = setting_double(s, "repetition_ngram_size");
+  const double max_penalty = setting_double(s, "repetition_max_penalty");
   const size_t ngram = n_setting >= 1 ? static_cast<size_t>(n_setting) : 1;
   return per_sample([=](const RewardInput& in) -> std::optional<double> {
     std::vector<std::string> units;
@@ -90,8 +86,8 @@ RewardFn make_repetition(const nlohmann::json& s) {
 // max_completion_len - soft_punish_cache, then linear down to -1 at max_completion_len, -1
 // beyond. max_completion_len defaults to the trainer's max_completion_length.
 RewardFn make_soft_overlong(const nlohmann::json& s) {
-  const double max_len_setting = setting_double(s, "max_completion_len", 0, "soft_overlong");
-  const double cache = setting_double(s, "soft_punish_cache", 0, "soft_overlong");
+  const double max_len_setting = setting_double(s, "max_completion_len");
+  const double cache = setting_double(s, "soft_punish_cache");
   return per_sample([=](const RewardInput& in) -> std::optional<double> {
     const double lmax = max_len_setting > 0 ? max_len_setting
                                             : static_cast<double>(in.max_completion_length);

@@ -3,6 +3,7 @@
 #include "common/check.h"
 #include "common/options.h"
 #include "data/config.h"
+#include "rewards/registry.h"
 
 namespace refract::train {
 
@@ -95,6 +96,11 @@ void declare(Options& o, GrpoConfig& c) {
         "how predicted boxes are read: absolute_resized (Qwen2.5-VL), normalized_1000, absolute");
   o.add("format_pattern", &c.format_pattern,
         "regex the `format` / `rec_format` rewards match (empty: VLM-R1's think + answer pattern)");
+  o.add("reward_kwargs", &c.reward_kwargs,
+        "per-reward settings, a mapping keyed by the names in reward_funcs, e.g. YAML "
+        "reward_kwargs: {soft_overlong: {soft_punish_cache: 20}, iou: {iou_convention: vlm_r1}}; "
+        "flag: --reward_kwargs iou.iou_convention=vlm_r1 (repeatable) or a JSON object. "
+        "Settings, types and defaults: refract rewards --list");
   o.add("max_resample_times", &c.max_resample_times,
         "dynamic sampling: redraw groups whose rewards all agree, at most N times");
   declare(o, c.data);
@@ -142,6 +148,7 @@ void validate(const GrpoConfig& c) {
       << c.reward_funcs.size();
   REFRACT_CHECK(c.max_completion_length >= 1)
       << "max_completion_length must be >= 1, got " << c.max_completion_length;
+  rewards::validate_reward_kwargs(c.reward_funcs, c.reward_kwargs);
 }
 
 }  // namespace refract::train

@@ -4,6 +4,7 @@
 // configs/vlm_r1_rec.yaml holds VLM-R1's REC recipe.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,7 @@ struct GrpoConfig : TrainingConfig {
   std::string reward_method;                 // default accu_reward_method for `accuracy`
   std::string coordinate_format = "absolute_resized";  // how boxes in answers are read
   std::string format_pattern;                // "" = VLM-R1's <think>..</think><answer>..</answer>
+  nlohmann::json reward_kwargs = nlohmann::json::object();  // {reward: {setting: value}}
   int64_t max_resample_times = 0;            // dynamic sampling: redraw all-agree groups
 
   double effective_epsilon_high() const { return epsilon_high < 0 ? epsilon : epsilon_high; }

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/check.h"
 
@@ -122,6 +123,221 @@ TEST(Options, BadFlagValueNamesKey) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--beta"), std::string::npos);
   }
+}
+
+// A mapping field (reward_kwargs): YAML mapping with typed scalars, flags merged key by key.
+struct WithMap {
+  std::vector<std::string> reward_funcs;
+  nlohmann::json reward_kwargs = nlohmann::json::object();
+};
+
+void declare(Options& o, WithMap& w) {
+  o.add("reward_funcs", &w.reward_funcs, "rewards");
+  o.add("reward_kwargs", &w.reward_kwargs, "per-reward settings");
+}
+
+void parse_args(CLI::App& app, Options& o, std::vector<std::string> args) {
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  app.parse(rev);
+  o.parse();
+}
+
+TEST(OptionsMapping, YamlMappingBecomesTypedJson) {
+  WithMap w;
+  Options o;
+  declare(o, w);
+  o.load_yaml_string(
+      "reward_kwargs:\n"
+      "  soft_overlong: {soft_punish_cache: 20, max_completion_len: 100}\n"
+      "  iou:\n"
+      "    iou_convention: vlm_r1\n"
+      "    require_answer_tag: true\n"
+      "    threshold: 0.5\n"
+      "    label: '20'\n"
+      "    nothing: ~\n"
+      "    list: [1, a]\n",
+      "cfg.yaml");
+  const nlohmann::json want = {
+      {"soft_overlong", {{"soft_punish_cache", 20}, {"max_completion_len", 100}}},
+      {"iou",
+       {{"iou_convention", "vlm_r1"},
+        {"require_answer_tag", true},
+        {"threshold", 0.5},
+        {"label", "20"},
+        {"nothing", nullptr},
+        {"list", {1, "a"}}}}};
+  EXPECT_EQ(w.reward_kwargs, want) << w.reward_kwargs.dump();
+  EXPECT_TRUE(w.reward_kwargs["soft_overlong"]["soft_punish_cache"].is_number_integer());
+  EXPECT_TRUE(w.reward_kwargs["iou"]["label"].is_string());
+}
+
+TEST(OptionsMapping, NotAMappingNamesKey) {
+  WithMap w;
+  Options o;
+  declare(o, w);
+  try {
+    o.load_yaml_string("reward_kwargs: 3\n", "cfg.yaml");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cfg.yaml:1"), std::string::npos) << m;
+    EXPECT_NE(m.find("reward_kwargs"), std::string::npos) << m;
+    EXPECT_NE(m.find("mapping"), std::string::npos) << m;
+  }
+  EXPECT_THROW(o.load_yaml_string("reward_kwargs: [a, b]\n", "cfg.yaml"), Error);
+  o.load_yaml_string("reward_kwargs:\n", "cfg.yaml");
+  EXPECT_EQ(w.reward_kwargs, nlohmann::json::object());
+}
+
+TEST(OptionsMapping, FlagsInJsonAndDottedFormMergeIntoYaml) {
+  WithMap w;
+  Options o;
+  declare(o, w);
+  CLI::App app;
+  o.add_to(app);
+  const std::string path = ::testing::TempDir() + "/map.yaml";
+  {
+    std::ofstream f(path);
+    f << "reward_kwargs: {soft_overlong: {soft_punish_cache: 20}, iou: {threshold: 0.7}}\n";
+  }
+  parse_args(app, o,
+             {"--config", path, "--reward_kwargs", R"({"iou": {"iou_convention": "vlm_r1"}})",
+              "--reward_kwargs", "soft_overlong.soft_punish_cache=30",
+              "--reward_kwargs", "external:python3 r.py.timeout_seconds=5.5",
+              "--reward_kwargs", "format.format_pattern=[a-z]+: .*", "--reward_kwargs",
+              "iou.label='20'", "--reward_kwargs", "iou.require_answer_tag=true"});
+  const nlohmann::json want = {
+      {"soft_overlong", {{"soft_punish_cache", 30}}},
+      {"iou", {{"threshold", 0.7}, {"iou_convention", "vlm_r1"}, {"label", "20"},
+               {"require_answer_tag", true}}},
+      {"external:python3 r.py", {{"timeout_seconds", 5.5}}},
+      {"format", {{"format_pattern", "[a-z]+: .*"}}}};
+  EXPECT_EQ(w.reward_kwargs, want) << w.reward_kwargs.dump();
+}
+
+TEST(OptionsMapping, BadFlagValueNamesKey) {
+  WithMap w;
+  Options o;
+  declare(o, w);
+  CLI::App app;
+  o.add_to(app);
+  try {
+    parse_args(app, o, {"--reward_kwargs", "iou_convention=vlm_r1"});  // no reward name
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--reward_kwargs"), std::string::npos) << m;
+    EXPECT_NE(m.find("iou_convention=vlm_r1"), std::string::npos) << m;
+  }
+  EXPECT_THROW(o.set("reward_kwargs", "{not: [closed"), Error);
+  EXPECT_THROW(o.set("reward_kwargs", "[1, 2]"), Error);
+}
+
+TEST(OptionsMapping, ToJsonAndToYamlRoundTrip) {
+  WithMap w;
+  Options o;
+  declare(o, w);
+  o.load_yaml_string(
+      "reward_funcs: [iou, soft_overlong]\n"
+      "reward_kwargs: {soft_overlong: {soft_punish_cache: 20}, iou: {iou_convention: vlm_r1, "
+      "threshold: 0.1, word: 'true', num: '1e3', empty: '', flag: false, none: null, "
+      "'a: b': {c: [1, 2.5]}}}\n",
+      "cfg.yaml");
+  const nlohmann::json before = o.to_json();
+  EXPECT_EQ(before["reward_kwargs"], w.reward_kwargs);
+  const std::string yaml = o.to_yaml();
+  WithMap w2;
+  Options o2;
+  declare(o2, w2);
+  o2.load_yaml_string(yaml, "saved.yaml");
+  EXPECT_EQ(o2.to_json(), before) << yaml;
+  EXPECT_TRUE(w2.reward_kwargs["iou"]["word"].is_string()) << yaml;
+  EXPECT_TRUE(w2.reward_kwargs["iou"]["num"].is_string()) << yaml;
+  EXPECT_EQ(w2.reward_kwargs["iou"]["threshold"].get<double>(), 0.1) << yaml;
+}
+
+// alias(): a second spelling of a key (model -> model_name_or_path).
+struct WithAlias {
+  std::string model_name_or_path;
+  bool use_peft = false;
+  int64_t steps = 0;
+};
+
+void declare(Options& o, WithAlias& w) {
+  o.add("model_name_or_path", &w.model_name_or_path, "model directory").alias("model");
+  o.add("use_peft", &w.use_peft, "LoRA").alias("peft");
+  o.add("steps", &w.steps, "steps");
+}
+
+TEST(OptionsAlias, YamlAndFlagSpellingsSetTheSameField) {
+  WithAlias w;
+  Options o;
+  declare(o, w);
+  o.load_yaml_string("model: /m1\n", "cfg.yaml");
+  EXPECT_EQ(w.model_name_or_path, "/m1");
+  o.load_yaml_string("model_name_or_path: /m2\n", "cfg.yaml");
+  EXPECT_EQ(w.model_name_or_path, "/m2");
+  EXPECT_TRUE(o.has("model"));
+  o.set("model", "/m3");
+  EXPECT_EQ(w.model_name_or_path, "/m3");
+  // Recorded under the one canonical name.
+  EXPECT_TRUE(o.to_json().contains("model_name_or_path"));
+  EXPECT_FALSE(o.to_json().contains("model"));
+
+  WithAlias w2;
+  Options o2;
+  declare(o2, w2);
+  CLI::App app;
+  o2.add_to(app);
+  const std::string path = ::testing::TempDir() + "/alias.yaml";
+  {
+    std::ofstream f(path);
+    f << "model_name_or_path: /yaml\n";
+  }
+  parse_args(app, o2, {"--config", path, "--model", "/flag", "--peft"});
+  EXPECT_EQ(w2.model_name_or_path, "/flag");  // a flag under the alias overrides the YAML key
+  EXPECT_TRUE(w2.use_peft);
+}
+
+TEST(OptionsAlias, BothSpellingsAreAnError) {
+  WithAlias w;
+  Options o;
+  declare(o, w);
+  try {
+    o.load_yaml_string("model_name_or_path: /a\nsteps: 2\nmodel: /b\n", "cfg.yaml");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cfg.yaml:3"), std::string::npos) << m;
+    EXPECT_NE(m.find("'model'"), std::string::npos) << m;
+    EXPECT_NE(m.find("'model_name_or_path' (line 1)"), std::string::npos) << m;
+  }
+  WithAlias w2;
+  Options o2;
+  declare(o2, w2);
+  CLI::App app;
+  o2.add_to(app);
+  try {
+    parse_args(app, o2, {"--model", "/a", "--model_name_or_path", "/b"});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("--model "), std::string::npos) << m;
+    EXPECT_NE(m.find("--model_name_or_path"), std::string::npos) << m;
+  }
+}
+
+TEST(OptionsAlias, ShownInHelpAndNotReusable) {
+  WithAlias w;
+  Options o;
+  declare(o, w);
+  CLI::App app;
+  o.add_to(app);
+  const std::string help = app.help();
+  EXPECT_NE(help.find("(alias: --model)"), std::string::npos) << help;
+  EXPECT_NE(help.find("(alias: --peft)"), std::string::npos) << help;
+  EXPECT_THROW(o.add("model", &w.model_name_or_path, "again"), Error);
+  EXPECT_THROW(o.alias("model_name_or_path"), Error);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Every built-in reward on hand-computed cases, and the worked examples of
-// /work/shared/docs/rewards.md (Visual-RFT detection, cosine, soft overlong, ...).
+// Every built-in reward on hand-computed cases, and the worked examples of docs/rewards.md
+// (Visual-RFT detection, cosine, soft overlong, ...).
 #include <gtest/gtest.h>
 
 #include <cmath>
