@@ -1,4 +1,4 @@
-// Shapes-world generation and loader throughput; prints medians of 3 runs.
+// Shapes-world generation and data validation throughput; prints medians of 3 runs.
 //   bench_data [--num_samples 1000]
 #include <algorithm>
 #include <chrono>
@@ -9,14 +9,14 @@
 
 #include "bench_cli.h"
 #include "data/load.h"
-#include "data/loader.h"
+#include "data/validate.h"
 #include "data/shapes/synth.h"
 
 using namespace refract::data;
 
 int main(int argc, char** argv) {
   int64_t n = 1000;
-  CLI::App app{"Shapes-world generation and data loader throughput.", "bench_data"};
+  CLI::App app{"Shapes-world generation and data validation throughput.", "bench_data"};
   app.add_option("--num_samples", n, "samples synthesized per task")
       ->check(refract::bench::positive_int())
       ->capture_default_str();
@@ -42,21 +42,20 @@ int main(int argc, char** argv) {
   DataConfig dc;
   dc.data_file_paths = (dir / "rec_in_domain.jsonl").string();
   Dataset d = load_dataset(dc);
-  for (int64_t workers : {0, 2}) {
+  // Validation decodes every image and counts its tokens: the data work a run does at start.
+  for (int64_t workers : {1, 2}) {
     std::vector<double> rates;
     for (int rep = 0; rep < 3; ++rep) {
-      LoaderConfig lc;
-      lc.batch_size = 8;
-      lc.num_workers = workers;
-      DataLoader loader(d.samples, lc);
+      Dataset copy = d;
+      ValidateOptions vo = validate_options(dc, nullptr);
+      vo.num_threads = workers;
       const auto t0 = std::chrono::steady_clock::now();
-      int64_t seen = 0;
-      while (seen < static_cast<int64_t>(d.samples.size())) seen += static_cast<int64_t>(loader.next().items.size());
-      rates.push_back(static_cast<double>(seen) /
+      validate_dataset(copy, vo);
+      rates.push_back(static_cast<double>(d.samples.size()) /
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(rates.begin(), rates.end());
-    std::printf("loader (decode + preprocess) num_workers=%lld: %.0f samples/s\n",
+    std::printf("validate (decode + image tokens) num_workers=%lld: %.0f samples/s\n",
                 static_cast<long long>(workers), rates[1]);
   }
   std::filesystem::remove_all(dir);

@@ -23,7 +23,7 @@ struct SynthCommand {
 // is accepted as is and the data keys resolve exactly as they do in training.
 struct CheckCommand {
   train::GrpoConfig cfg;
-  int64_t sft_max_length = 0;  // SftConfig's only extra key, accepted and ignored
+  int64_t sft_max_length = 0;  // SftConfig max_length: the samples SFT would drop are listed
   Options options;
 };
 
@@ -59,7 +59,8 @@ void add_data_command(CLI::App& app) {
       "rejected and on_bad_sample=error.");
   train::declare(check->options, check->cfg);
   if (!check->options.has("max_length"))
-    check->options.add("max_length", &check->sft_max_length, "(SFT setting; ignored here)");
+    check->options.add("max_length", &check->sft_max_length,
+                       "SFT: also list the samples longer than this many tokens, which SFT drops (0 = off)");
   check->options.add_to(*check_cmd);
   check_cmd->callback([check] {
     check->options.parse();
@@ -73,7 +74,7 @@ void add_data_command(CLI::App& app) {
     // Training measures prompts with the model's tokenizer: so does the check.
     if (d.tokenizer_path.empty() && !check->cfg.model_name_or_path.empty())
       d.tokenizer_path = check->cfg.model_name_or_path;
-    const int rc = data::run_data_check(d);
+    const int rc = data::run_data_check(d, check->sft_max_length);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

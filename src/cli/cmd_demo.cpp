@@ -4,13 +4,13 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "train/demo.h"
+#include "commands/demo.h"
 
 namespace refract::cli {
 
 void add_demo_command(CLI::App& app) {
   struct State {
-    train::DemoConfig config;
+    commands::DemoConfig config;
     Options options;
   };
   auto st = std::make_shared<State>();
@@ -19,11 +19,11 @@ void add_demo_command(CLI::App& app) {
       "Shapes-world REC: from an SFT warm start run GRPO (iou + format rewards) and SFT "
       "continued for the same wall time, evaluate all three greedily on held-out in-domain and "
       "out-of-domain samples, print a table and write <output>/summary.json");
-  train::declare(st->options, st->config);
+  commands::declare(st->options, st->config);
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
-    train::run_demo(st->config);
+    commands::run_demo(st->config);
   });
 }
 

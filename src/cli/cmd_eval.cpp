@@ -6,13 +6,13 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "train/eval_run.h"
+#include "commands/eval.h"
 
 namespace refract::cli {
 
 void add_eval_command(CLI::App& app) {
   struct State {
-    train::EvalConfig config;
+    commands::EvalConfig config;
     Options options;
   };
   auto st = std::make_shared<State>();
@@ -22,11 +22,11 @@ void add_eval_command(CLI::App& app) {
       "rec Acc@0.5 (IoU > 0.5) / Acc@tau / mean IoU, count accuracy / MAE, ocr CER / text "
       "accuracy, cls accuracy. Prints the summary; writes predictions.jsonl, references.jsonl and "
       "eval.json in --output_dir.");
-  train::declare(st->options, st->config);
+  commands::declare(st->options, st->config);
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
-    const nlohmann::json r = train::run_eval(st->config);
+    const nlohmann::json r = commands::run_eval(st->config);
     std::printf("%s\n", nlohmann::json{{"task", r["task"]}, {"summary", r["summary"]}}.dump(2).c_str());
   });
 }

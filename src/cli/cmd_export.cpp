@@ -4,12 +4,12 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "serve/export.h"
+#include "commands/export.h"
 
 namespace refract::cli {
 namespace {
 struct ExportCommand {
-  serve::ExportSettings settings;
+  commands::ExportSettings settings;
   Options options;
 };
 }  // namespace
@@ -18,11 +18,11 @@ void add_export_command(CLI::App& app) {
   auto state = std::make_shared<ExportCommand>();
   auto* cmd = app.add_subcommand(
       "export", "Merge a LoRA adapter into its base model and write the merged model (HF layout)");
-  serve::declare(state->options, state->settings);
+  commands::declare(state->options, state->settings);
   state->options.add_to(*cmd);
   cmd->callback([state] {
     state->options.parse();
-    serve::run_export(state->settings);
+    commands::run_export(state->settings);
   });
 }
 

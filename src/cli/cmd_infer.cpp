@@ -5,13 +5,13 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "generate/infer.h"
+#include "commands/infer.h"
 
 namespace refract::cli {
 namespace {
 
 struct InferCommand {
-  generate::InferSettings settings;
+  commands::InferSettings settings;
   Options options;
 };
 
@@ -23,11 +23,11 @@ void add_infer_command(CLI::App& app) {
       "infer",
       "Generate a completion for --prompt (and --image files) with a model directory and an "
       "optional LoRA --adapter; prints the completion. Greedy unless --do_sample.");
-  generate::declare(state->options, state->settings);
+  commands::declare(state->options, state->settings);
   state->options.add_to(*cmd);
   cmd->callback([state] {
     state->options.parse();
-    auto completions = generate::run_infer(state->settings);
+    auto completions = commands::run_infer(state->settings);
     for (size_t i = 0; i < completions.size(); ++i) {
       if (completions.size() > 1)
         std::printf("--- completion %zu (%s, %ld tokens)\n", i, completions[i].finish_reason.c_str(),

@@ -5,8 +5,8 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "model/commands.h"
-#include "train/vision_pretrain.h"
+#include "commands/model.h"
+#include "commands/pretrain_vision.h"
 
 namespace refract::cli {
 namespace {
@@ -23,37 +23,37 @@ void add_model_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("model", "Qwen2.5-VL model utilities: forward, init, pretrain_vision");
   cmd->require_subcommand(1);
 
-  auto fwd = std::make_shared<Sub<model::ModelForwardSettings>>();
+  auto fwd = std::make_shared<Sub<commands::ModelForwardSettings>>();
   auto* f = cmd->add_subcommand("forward",
                                 "Run one forward pass on inputs from a safetensors file (input_ids, attention_mask, "
                                 "pixel_values, image_grid_thw) and write logits, position_ids, rope_deltas, image_embeds");
-  model::declare(fwd->options, fwd->settings);
+  commands::declare(fwd->options, fwd->settings);
   fwd->options.add_to(*f);
   f->callback([fwd] {
     fwd->options.parse();
-    model::run_model_forward(fwd->settings);
+    commands::run_model_forward(fwd->settings);
   });
 
-  auto init = std::make_shared<Sub<model::ModelInitSettings>>();
+  auto init = std::make_shared<Sub<commands::ModelInitSettings>>();
   auto* i = cmd->add_subcommand("init",
                                 "Write a randomly initialised model (preset tiny | small) in HF layout, with vocab "
                                 "size and special ids from the given tokenizer");
-  model::declare(init->options, init->settings);
+  commands::declare(init->options, init->settings);
   init->options.add_to(*i);
   i->callback([init] {
     init->options.parse();
-    model::run_model_init(init->settings);
+    commands::run_model_init(init->settings);
   });
 
-  auto pre = std::make_shared<Sub<train::VisionPretrainConfig>>();
+  auto pre = std::make_shared<Sub<commands::VisionPretrainConfig>>();
   auto* v = cmd->add_subcommand("pretrain_vision",
                                 "Dense vision pre-training on the shapes world (the demo's stand-in for a "
                                 "pretrained ViT): every image token learns the shape, colour, size and box covering it");
-  train::declare(pre->options, pre->settings);
+  commands::declare(pre->options, pre->settings);
   pre->options.add_to(*v);
   v->callback([pre] {
     pre->options.parse();
-    train::run_vision_pretrain(pre->settings);
+    commands::run_vision_pretrain(pre->settings);
   });
 }
 

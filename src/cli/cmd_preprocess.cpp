@@ -5,7 +5,7 @@
 
 #include "cli/command.h"
 #include "common/options.h"
-#include "vision/preprocess_file.h"
+#include "commands/preprocess.h"
 
 namespace refract::cli {
 namespace {
@@ -33,12 +33,12 @@ void add_preprocess_command(CLI::App& app) {
   PreprocessSettings& s = state->settings;
   o.add("image", &s.image, "input image (PNG, JPEG, BMP, WebP)");
   o.add("output", &s.output, "output .safetensors file (written atomically)");
-  vision::declare(o, s.processor);
+  commands::declare(o, s.processor);
   o.add_to(*cmd);
   cmd->callback([state] {
     state->options.parse();
     const PreprocessSettings& s = state->settings;
-    vision::preprocess_to_safetensors(s.image, s.processor, s.output);
+    commands::preprocess_to_safetensors(s.image, s.processor, s.output);
   });
 }
 

@@ -7,7 +7,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "common/options.h"
-#include "text/tokenize_file.h"
+#include "commands/tokenize.h"
 
 namespace refract::cli {
 namespace {
@@ -45,7 +45,7 @@ void add_tokenize_command(CLI::App& app) {
     REFRACT_CHECK(!s.tokenizer.empty()) << "--tokenizer is required";
     REFRACT_CHECK(!s.input.empty()) << "--input is required";
     REFRACT_CHECK(!s.output.empty()) << "--output is required";
-    const auto stats = text::tokenize_jsonl(s.tokenizer, s.input, s.output, s.skip_special_tokens);
+    const auto stats = commands::tokenize_jsonl(s.tokenizer, s.input, s.output, s.skip_special_tokens);
     LOG_INFO("tokenized {} lines, {} tokens -> {}", stats.lines, stats.tokens, s.output);
   });
 }

@@ -46,7 +46,6 @@ void declare(Options& o, DataConfig& c) {
   add_once(o, "seed", &c.seed, "random seed");
   add_once(o, "data_seed", &c.data_seed, "seed for data shuffling and sampling (-1 = seed)");
   add_once(o, "num_workers", &c.num_workers, "threads decoding and preprocessing images");
-  add_once(o, "prefetch_factor", &c.prefetch_factor, "batches prepared ahead per worker");
 }
 
 std::vector<std::string> split_paths(const std::string& s) {

@@ -34,7 +34,6 @@ struct DataConfig {
   int64_t seed = 42;
   int64_t data_seed = -1;                     // -1 = seed (HF TrainingArguments.data_seed)
   int64_t num_workers = 2;                    // threads decoding / preprocessing images
-  int64_t prefetch_factor = 2;                // batches prepared ahead per worker
 };
 
 // Declares every key not already declared in `o`. Keys a trainer declares itself (seed,

@@ -295,14 +295,20 @@ Dataset load_dataset(const DataConfig& cfg) {
 
 std::string format_report(const Dataset& d) {
   std::ostringstream os;
-  int64_t read = 0, usable = 0, rejected = 0;
+  int64_t read = 0, usable = 0, rejected = 0, dropped = 0;
   for (const auto& r : d.reports) {
     os << r.file << ": read " << r.read << ", usable " << r.usable << ", rejected "
-       << r.rejected.size() << "\n";
+       << r.rejected.size();
+    if (!r.dropped.empty()) os << ", dropped " << r.dropped.size();
+    os << "\n";
     for (const auto& x : r.rejected) os << "  " << x.where << ": " << x.reason << "\n";
+    for (const auto& x : r.dropped) os << "  " << x.where << ": dropped: " << x.reason << "\n";
     read += r.read, usable += r.usable, rejected += static_cast<int64_t>(r.rejected.size());
+    dropped += static_cast<int64_t>(r.dropped.size());
   }
-  os << "total: read " << read << ", usable " << usable << ", rejected " << rejected << "\n";
+  os << "total: read " << read << ", usable " << usable << ", rejected " << rejected;
+  if (dropped > 0) os << ", dropped " << dropped;
+  os << "\n";
   return os.str();
 }
 

@@ -19,6 +19,8 @@ struct FileReport {
   int64_t read = 0;     // records read (lines, array elements, COCO prompts)
   int64_t usable = 0;   // records that passed loading and validation
   std::vector<Rejection> rejected;
+  // Usable samples a length limit left out on purpose (SFT max_length): listed, not errors.
+  std::vector<Rejection> dropped;
 };
 
 struct Dataset {
@@ -27,6 +29,11 @@ struct Dataset {
   int64_t num_rejected() const {
     int64_t n = 0;
     for (const auto& r : reports) n += static_cast<int64_t>(r.rejected.size());
+    return n;
+  }
+  int64_t num_dropped() const {
+    int64_t n = 0;
+    for (const auto& r : reports) n += static_cast<int64_t>(r.dropped.size());
     return n;
   }
 };

@@ -201,6 +201,41 @@ void validate_dataset(Dataset& d, const ValidateOptions& opts) {
     });
 }
 
+int64_t drop_longer_than(Dataset& d, int64_t max_length, const text::Tokenizer& tok) {
+  if (max_length <= 0) return 0;
+  std::map<std::string, FileReport*> by_file;
+  for (auto& r : d.reports) by_file[r.file] = &r;
+  std::vector<Sample> kept;
+  kept.reserve(d.samples.size());
+  int64_t dropped = 0;
+  for (Sample& s : d.samples) {
+    std::vector<text::Message> messages = s.prompt;
+    if (!s.response.empty()) {
+      text::Message a;
+      a.role = "assistant";
+      a.content.push_back(text::ContentItem::make_text(s.response));
+      messages.push_back(a);
+    }
+    const int64_t n = static_cast<int64_t>(text::apply_chat_template(tok, messages, s.response.empty()).ids.size());
+    if (n <= max_length) {
+      kept.push_back(std::move(s));
+      continue;
+    }
+    ++dropped;
+    const std::string file = file_of(s.source);
+    if (!by_file.count(file)) {
+      d.reports.push_back(FileReport{file, 0, 0, {}, {}});
+      by_file.clear();
+      for (auto& x : d.reports) by_file[x.file] = &x;
+    }
+    FileReport* r = by_file[file];
+    r->dropped.push_back({s.source, std::to_string(n) + " tokens, longer than max_length " + std::to_string(max_length)});
+    --r->usable;
+  }
+  d.samples = std::move(kept);
+  return dropped;
+}
+
 namespace {
 Dataset load_and_validate(const DataConfig& cfg, const text::Tokenizer* tokenizer) {
   Dataset d = load_dataset(cfg);
@@ -224,12 +259,13 @@ Dataset prepare_dataset(const DataConfig& cfg, const text::Tokenizer* tokenizer)
   return d;
 }
 
-int run_data_check(const DataConfig& cfg) {
+int run_data_check(const DataConfig& cfg, int64_t max_length) {
   std::unique_ptr<text::Tokenizer> tok;
   if (!cfg.tokenizer_path.empty()) tok = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(cfg.tokenizer_path));
   Dataset d = load_and_validate(cfg, tok.get());
+  if (tok) drop_longer_than(d, max_length, *tok);
   std::fputs(format_report(d).c_str(), stdout);
-  if (!tok && cfg.max_prompt_length > 0)
+  if (!tok && (cfg.max_prompt_length > 0 || max_length > 0))
     std::fputs("note: prompt lengths not checked (set tokenizer_path)\n", stdout);
   if (d.num_rejected() > 0 && cfg.on_bad_sample == "error") return 1;
   return 0;

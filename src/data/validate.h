@@ -31,12 +31,19 @@ std::string validate_sample(Sample& s, const ValidateOptions& opts);
 // Validates every sample; rejected ones leave `d.samples` and join their file's report.
 void validate_dataset(Dataset& d, const ValidateOptions& opts);
 
+// SFT's max_length: usable samples whose prompt + response (chat template, image tokens
+// expanded; call after validation, which counts them) exceed max_length tokens leave
+// `d.samples` and are listed as dropped in their file's report. Truncating instead (TRL's
+// default) would cut the end of the very answer the sample teaches. Returns how many.
+int64_t drop_longer_than(Dataset& d, int64_t max_length, const text::Tokenizer& tok);
+
 // Load + validate as training does. With on_bad_sample=error and any rejection, throws
 // refract::Error carrying the whole report; with skip, logs the report and continues.
 Dataset prepare_dataset(const DataConfig& cfg, const text::Tokenizer* tokenizer);
 
 // `refract data check`: prints the report to stdout; returns the process exit code
 // (1 when a sample was rejected and on_bad_sample=error).
-int run_data_check(const DataConfig& cfg);
+// max_length > 0 also lists the samples SFT would drop for length (needs tokenizer_path).
+int run_data_check(const DataConfig& cfg, int64_t max_length = 0);
 
 }  // namespace refract::data

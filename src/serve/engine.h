@@ -6,19 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "model/model_settings.h"
 #include "serve/chat_request.h"
-#include "vision/preprocess.h"
 
 namespace refract::serve {
 
 struct EngineConfig {
-  std::string model;        // HF-layout directory
-  std::string adapter;      // PEFT adapter directory ("" = none); merged into the weights at load
-  std::string device = "cpu";
-  std::string torch_dtype = "auto";
-  int64_t threads = 2;
+  model::ModelSettings model;  // opened with model::open_model, the adapter merged at load
   int64_t max_completion_length = 512;
-  vision::PreprocessConfig processor;
 };
 
 struct ChatChoice {

@@ -12,8 +12,4 @@ namespace refract::serve {
 // req.messages so the chat template expands the right number of <|image_pad|>.
 std::vector<vision::Preprocessed> load_request_images(ChatRequest& req, const vision::PreprocessConfig& cfg);
 
-// The model directory's preprocessor_config.json (min_pixels, max_pixels, patch_size,
-// merge_size, temporal_patch_size) over the processor defaults; the defaults when absent.
-vision::PreprocessConfig load_preprocessor_config(const std::string& model_dir);
-
 }  // namespace refract::serve

@@ -8,27 +8,23 @@
 #include <cstdint>
 #include <string>
 
+#include "model/model_settings.h"
+
 namespace refract {
 class Options;
 }
 
 namespace refract::serve {
 
-struct ServeSettings {
-  std::string model;                    // HF-layout directory (config.json, safetensors, tokenizer.json)
-  std::string adapter;                  // optional PEFT adapter directory, merged at load
+// The model settings (model_name_or_path, adapter merged at load, device, ...) and the server's.
+struct ServeSettings : model::ModelSettings {
   std::string served_model_name;        // id reported by /v1/models ("" = the model directory's name)
   std::string host = "127.0.0.1";       // loopback by default: nothing is exposed unless asked
   int64_t port = 8000;
-  std::string device = "cpu";
-  std::string torch_dtype = "auto";
-  int64_t threads = 2;
   int64_t max_completion_length = 512;  // default and upper bound of max_tokens (TRL name)
   int64_t max_num_completions = 16;     // upper bound of n
   int64_t max_images = 8;               // per request
   int64_t max_body_mb = 32;             // request body limit
-  int64_t min_pixels = 0;               // 0 = the model's preprocessor_config.json (else 3136)
-  int64_t max_pixels = 0;               // 0 = the model's preprocessor_config.json (else 12845056)
   bool allow_local_files = true;        // image_url may name a local file
 };
 void declare(Options& o, ServeSettings& s);

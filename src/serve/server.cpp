@@ -51,7 +51,7 @@ void reply_error(httplib::Response& res, const ApiError& e) {
 
 std::string model_name(const ServeSettings& s) {
   if (!s.served_model_name.empty()) return s.served_model_name;
-  std::filesystem::path p(s.model);
+  std::filesystem::path p(s.model_name_or_path);
   if (!p.has_filename()) p = p.parent_path();  // "dir/" -> "dir"
   return p.filename().string();
 }
@@ -59,20 +59,14 @@ std::string model_name(const ServeSettings& s) {
 }  // namespace
 
 void declare(Options& o, ServeSettings& s) {
-  o.add("model", &s.model, "model directory (HF layout, with tokenizer.json)");
-  o.add("adapter", &s.adapter, "PEFT LoRA adapter directory, merged into the model at load (optional)");
+  model::declare(o, static_cast<model::ModelSettings&>(s));
   o.add("served_model_name", &s.served_model_name, "model id reported by the API (default: directory name)");
   o.add("host", &s.host, "address to bind (127.0.0.1: this machine only)");
   o.add("port", &s.port, "TCP port (0: any free port, printed at start)");
-  o.add("device", &s.device, "torch device: cpu, cuda, cuda:1, ...");
-  o.add("torch_dtype", &s.torch_dtype, "auto (config.json) | float32 | bfloat16 | float16");
-  o.add("threads", &s.threads, "CPU threads for torch ops");
   o.add("max_completion_length", &s.max_completion_length, "default and maximum max_tokens per completion");
   o.add("max_num_completions", &s.max_num_completions, "maximum n per request");
   o.add("max_images", &s.max_images, "maximum images per request");
   o.add("max_body_mb", &s.max_body_mb, "maximum request body size in MiB");
-  o.add("min_pixels", &s.min_pixels, "image processor min_pixels (0: preprocessor_config.json or 3136)");
-  o.add("max_pixels", &s.max_pixels, "image processor max_pixels (0: preprocessor_config.json or 12845056)");
   o.add("allow_local_files", &s.allow_local_files, "accept local file paths / file:// URLs as image_url");
 }
 
@@ -80,18 +74,11 @@ void run_serve(const ServeSettings& s) {
   REFRACT_CHECK(s.port >= 0 && s.port <= 65535) << "port: " << s.port << " is not a TCP port";
   REFRACT_CHECK(s.max_completion_length >= 1) << "max_completion_length must be >= 1";
   REFRACT_CHECK(s.max_body_mb >= 1) << "max_body_mb must be >= 1";
-  REFRACT_CHECK(s.threads >= 1) << "threads must be >= 1";
+  model::validate(s);
 
   EngineConfig ec;
-  ec.model = s.model;
-  ec.adapter = s.adapter;
-  ec.device = s.device;
-  ec.torch_dtype = s.torch_dtype;
-  ec.threads = s.threads;
+  ec.model = s;
   ec.max_completion_length = s.max_completion_length;
-  ec.processor = load_preprocessor_config(s.model);
-  if (s.min_pixels > 0) ec.processor.min_pixels = s.min_pixels;
-  if (s.max_pixels > 0) ec.processor.max_pixels = s.max_pixels;
   ChatEngine engine(ec);
 
   RequestLimits limits;

@@ -9,8 +9,7 @@ namespace refract::train {
 
 
 static void declare_base(Options& o, TrainingConfig& c) {
-  o.add("model_name_or_path", &c.model_name_or_path,
-        "model directory in HF layout (config.json + *.safetensors)");
+  model::declare(o, static_cast<model::ModelSettings&>(c));
   o.add("learning_rate", &c.learning_rate,
         "peak AdamW learning rate (TRL GRPO 1e-6; ~1e-5 with LoRA)");
   o.add("lr_scheduler_type", &c.lr_scheduler_type, "learning-rate schedule after warmup")
@@ -43,10 +42,6 @@ static void declare_base(Options& o, TrainingConfig& c) {
   o.add("log_completions", &c.log_completions,
         "write sampled prompts, completions and rewards to completions.jsonl");
   o.add("seed", &c.seed, "random seed (init, sampling, shuffling)");
-  o.add("threads", &c.threads, "CPU threads for torch (at::set_num_threads)");
-  o.add("device", &c.device, "cpu | cuda | cuda:N");
-  o.add("torch_dtype", &c.torch_dtype, "parameter dtype")
-      .choices({"float32", "bfloat16", "float16"});
   o.add("use_peft", &c.use_peft, "train LoRA adapters instead of all weights");
   o.add("lora_r", &c.lora_r, "LoRA rank");
   o.add("lora_alpha", &c.lora_alpha, "LoRA alpha (scale = alpha / r)");
@@ -124,7 +119,9 @@ void validate(const TrainingConfig& c) {
       << "min_lr_ratio must be in [0, 1], got " << c.min_lr_ratio;
   REFRACT_CHECK(c.lr_scheduler_type != "warmup_stable_decay" || c.num_decay_steps >= 1)
       << "lr_scheduler_type warmup_stable_decay needs num_decay_steps >= 1";
-  REFRACT_CHECK(c.threads >= 1) << "threads must be >= 1, got " << c.threads;
+  model::validate(c);
+  REFRACT_CHECK(c.adapter.empty() || c.use_peft)
+      << "adapter: continuing an adapter needs use_peft true (the adapter is what trains)";
   REFRACT_CHECK(c.logging_steps >= 1) << "logging_steps must be >= 1, got " << c.logging_steps;
   REFRACT_CHECK(!c.use_peft || c.lora_r >= 1) << "lora_r must be >= 1, got " << c.lora_r;
 }

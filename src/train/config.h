@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/config.h"
+#include "model/model_settings.h"
 
 namespace refract {
 class Options;
@@ -16,10 +17,11 @@ class Options;
 
 namespace refract::train {
 
-// What GRPO and SFT share: optimiser, schedule, model, LoRA, checkpoints, logging, data.
-struct TrainingConfig {
-  // model and data (data keys: data/config.h, declared after these; seed is copied in)
-  std::string model_name_or_path;          // HF-layout directory (config.json + safetensors)
+// What GRPO and SFT share: optimiser, schedule, model, LoRA, checkpoints, logging, data. The
+// runtime settings (model_name_or_path, adapter, device, torch_dtype, threads, min_pixels,
+// max_pixels) are the ones every command that opens a model has (model/model_settings.h).
+struct TrainingConfig : model::ModelSettings {
+  // data (data keys: data/config.h, declared after these; seed and pixels are copied in)
   data::DataConfig data;
   // optimiser and schedule
   double learning_rate = 1e-6;
@@ -45,11 +47,7 @@ struct TrainingConfig {
   std::string output_dir = "output";
   std::vector<std::string> report_to = {"tensorboard"};  // tensorboard | none
   bool log_completions = false;
-  // runtime
   int64_t seed = 42;
-  int64_t threads = 2;
-  std::string device = "cpu";                // cpu | cuda | cuda:N
-  std::string torch_dtype = "float32";       // float32 | bfloat16 | float16
   // model surgery
   bool use_peft = false;
   int64_t lora_r = 8;
@@ -100,8 +98,13 @@ struct SftConfig : TrainingConfig {
 void declare(Options& o, TrainingConfig& c);
 void declare(Options& o, GrpoConfig& c);
 void declare(Options& o, SftConfig& c);
-// Copies the shared keys (seed) into the data settings after parsing.
-inline void sync_data(TrainingConfig& c) { c.data.seed = c.seed; }
+// Copies the shared keys into the data settings after parsing: seed, and the processor bounds
+// when set (0 = the model's preprocessor_config.json, resolved when the model is opened).
+inline void sync_data(TrainingConfig& c) {
+  c.data.seed = c.seed;
+  if (c.min_pixels > 0) c.data.min_pixels = c.min_pixels;
+  if (c.max_pixels > 0) c.data.max_pixels = c.max_pixels;
+}
 
 // Fails with a message naming the key when settings contradict each other.
 void validate(const TrainingConfig& c);

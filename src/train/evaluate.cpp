@@ -11,27 +11,26 @@
 
 namespace refract::train {
 
-std::vector<GreedyCompletion> generate_greedy(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
-                                              const std::vector<data::Sample>& samples,
-                                              const vision::PreprocessConfig& pp, int64_t batch_size,
-                                              int64_t max_new_tokens) {
+std::vector<GreedyCompletion> generate_greedy(const model::OpenedModel& m, const std::vector<data::Sample>& samples,
+                                              int64_t batch_size, int64_t max_new_tokens) {
   REFRACT_CHECK(batch_size >= 1) << "evaluation batch size must be >= 1";
+  model::Qwen2_5_VLImpl& model = *m.model.ptr();  // generation mutates the module (KV cache, mode)
+  const text::Tokenizer& tok = m.tok();
   const bool was_training = model.is_training();
   model.eval();
-  const int64_t eos = tok.eos_token_id().value_or(static_cast<int32_t>(model.config().eos_token_id));
   std::vector<GreedyCompletion> out(samples.size());
   for (size_t s = 0; s < samples.size(); s += static_cast<size_t>(batch_size)) {
     const size_t e = std::min(samples.size(), s + static_cast<size_t>(batch_size));
     std::vector<generate::PromptInput> prompts;
     std::vector<EncodedSample> enc;
-    for (size_t i = s; i < e; ++i) enc.push_back(encode_sample(samples[i], tok, pp, false));
+    for (size_t i = s; i < e; ++i) enc.push_back(encode_sample(samples[i], tok, m.processor, false));
     for (const auto& en : enc) prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw});
     generate::GenerationConfig gc;
     gc.max_new_tokens = max_new_tokens;
     gc.do_sample = false;
-    gc.stop_token_ids = {eos};
+    gc.stop_token_ids = m.stop_token_ids;
     gc.num_generations = 1;
-    gc.pad_token_id = tok.pad_token_id().value_or(static_cast<int32_t>(eos));
+    gc.pad_token_id = m.pad_token_id;
     auto gen = generate::generate(model, prompts, gc);
     for (const auto& c : gen.completions) {
       const size_t row = static_cast<size_t>(c.prompt_index);
@@ -46,13 +45,12 @@ std::vector<GreedyCompletion> generate_greedy(model::Qwen2_5_VLImpl& model, cons
   return out;
 }
 
-RecEvalResult evaluate_rec(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
-                           const std::vector<data::Sample>& samples,
-                           const vision::PreprocessConfig& pp, const RecEvalOptions& opt) {
+RecEvalResult evaluate_rec(const model::OpenedModel& m, const std::vector<data::Sample>& samples,
+                           const RecEvalOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   RecEvalResult res;
   auto iou_fn = rewards::make_reward("iou", {{"coords", opt.coordinate_format}});
-  const auto greedy = generate_greedy(model, tok, samples, pp, opt.batch_size, opt.max_new_tokens);
+  const auto greedy = generate_greedy(m, samples, opt.batch_size, opt.max_new_tokens);
   std::vector<rewards::RewardInput> inputs(samples.size());
   for (size_t i = 0; i < samples.size(); ++i) {
     auto& in = inputs[i];

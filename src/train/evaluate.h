@@ -7,13 +7,8 @@
 #include <vector>
 
 #include "data/sample.h"
-#include "model/qwen2_5_vl.h"
+#include "model/open_model.h"
 #include "rewards/reward.h"
-#include "vision/preprocess.h"
-
-namespace refract::text {
-class Tokenizer;
-}
 
 namespace refract::train {
 
@@ -25,10 +20,9 @@ struct GreedyCompletion {
   std::string prompt;                         // rendered prompt text
   std::vector<rewards::ImageSize> images;     // original and resized sizes
 };
-std::vector<GreedyCompletion> generate_greedy(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
-                                              const std::vector<data::Sample>& samples,
-                                              const vision::PreprocessConfig& pp, int64_t batch_size,
-                                              int64_t max_new_tokens);
+// Stops at the model's stop ids; images go through the model's processor.
+std::vector<GreedyCompletion> generate_greedy(const model::OpenedModel& m, const std::vector<data::Sample>& samples,
+                                              int64_t batch_size, int64_t max_new_tokens);
 
 struct RecEvalResult {
   int64_t num_samples = 0;
@@ -44,8 +38,7 @@ struct RecEvalOptions {
   std::string predictions_path;  // optional JSONL of {id, completion, iou}
 };
 
-RecEvalResult evaluate_rec(model::Qwen2_5_VLImpl& model, const text::Tokenizer& tok,
-                           const std::vector<data::Sample>& samples,
-                           const vision::PreprocessConfig& pp, const RecEvalOptions& opt);
+RecEvalResult evaluate_rec(const model::OpenedModel& m, const std::vector<data::Sample>& samples,
+                           const RecEvalOptions& opt);
 
 }  // namespace refract::train

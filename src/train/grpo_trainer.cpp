@@ -18,7 +18,7 @@
 #include "train/grpo_loss.h"
 #include "train/logprobs.h"
 #include "train/run.h"
-#include "train/trainer_common.h"
+#include "train/train_loop.h"
 
 namespace refract::train {
 
@@ -36,7 +36,7 @@ struct Round {
   torch::Tensor completion_ids;         // [N, T]
   torch::Tensor completion_mask;        // [N, T] float (truncated rows zeroed when asked)
   torch::Tensor advantages;             // [N]
-  torch::Tensor old_logps;              // [N, T] when num_iterations > 1
+  torch::Tensor old_logps;              // [N, T] when a later micro-batch may be off-policy
   torch::Tensor ref_logps;              // [N, T] when beta != 0
   std::vector<torch::Tensor> embeds;    // per row: image embeds (frozen vision tower)
   double num_items = 0;                 // active tokens in the round (dapo)
@@ -45,104 +45,63 @@ struct Round {
 
 class GrpoTrainer {
  public:
-  explicit GrpoTrainer(const GrpoConfig& c) : cfg_(c), setup_(make_setup(c)) {
-    for (size_t k = 0; k < cfg_.reward_funcs.size(); ++k) {
-      nlohmann::json settings = {{"coords", cfg_.coordinate_format}};
-      if (!cfg_.format_pattern.empty()) settings["format_pattern"] = cfg_.format_pattern;
-      reward_fns_.push_back(rewards::make_reward(cfg_.reward_funcs[k], settings));
-    }
+  explicit GrpoTrainer(const GrpoConfig& c)
+      : cfg_(c),
+        setup_(c),
+        spg_(c.effective_steps_per_generation()),
+        prompts_per_round_(c.per_device_train_batch_size * spg_ / c.num_generations),
+        // One round feeds spg x num_iterations micro-batches; a step takes GA of them.
+        loop_(cfg_, setup_,
+              static_cast<double>(prompts_per_round_) * c.gradient_accumulation_steps /
+                  static_cast<double>(spg_ * c.num_iterations)) {
+    // Each reward gets its reward_kwargs, then the trainer-wide settings it declares
+    // (coordinate_format, format_pattern), then its defaults (`refract rewards --list`).
+    rewards::CommonSettings common;
+    common.coords = cfg_.coordinate_format;
+    common.format_pattern = cfg_.format_pattern;
+    reward_fns_ = rewards::build_rewards(cfg_.reward_funcs, cfg_.reward_kwargs, common);
     REFRACT_CHECK(!reward_fns_.empty()) << "reward_funcs is required (e.g. iou format)";
     weights_ = cfg_.reward_weights;
     // Frozen = no vision parameter trains (freeze_vision_modules, or LoRA without vision
     // adapters): then one image encoding serves every sample and pass of a round.
     vision_frozen_ = true;
-    for (const auto& p : setup_.model->named_parameters())
+    for (const auto& p : setup_.model().named_parameters())
       if (p.key().rfind("visual.", 0) == 0 && p.value().requires_grad()) vision_frozen_ = false;
-    spg_ = cfg_.effective_steps_per_generation();
-    const int64_t gen_batch = cfg_.per_device_train_batch_size * spg_;
-    prompts_per_round_ = gen_batch / cfg_.num_generations;
-    const double prompts_per_step = static_cast<double>(prompts_per_round_) *
-                                    cfg_.gradient_accumulation_steps /
-                                    static_cast<double>(spg_ * cfg_.num_iterations);
-    int64_t total = cfg_.max_steps;
-    if (total <= 0)
-      total = static_cast<int64_t>(std::ceil(cfg_.num_train_epochs *
-                                             static_cast<double>(setup_.samples.size()) /
-                                             prompts_per_step));
-    loop_ = std::make_unique<TrainLoop>(cfg_, setup_, total, prompts_per_step);
-    loop_->get_extra = [this] { return nlohmann::json{{"num_tokens", num_tokens_}}; };
-    loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
-    order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
-                                         static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
-    start_prefetch_workers(setup_, cfg_.data.num_workers);
+    // ref: trl GRPOTrainer._generate_and_score_completions: old log-probs are needed unless
+    // each round is used up inside one optimizer step (GA a multiple of spg x mu); otherwise a
+    // later micro-batch sees weights the round was not sampled with, and ratio 1 would be wrong.
+    need_old_logps_ = cfg_.gradient_accumulation_steps % (spg_ * cfg_.num_iterations) != 0;
     if (cfg_.beta != 0.0 && !setup_.lora) {
       // Full fine-tuning: the reference is a frozen copy of the initial weights (with LoRA
       // it is the base itself, adapters disabled: no second copy).
-      ref_model_ = model::load_pretrained(cfg_.model_name_or_path, setup_.device, cfg_.torch_dtype);
+      ref_model_ = model::load_pretrained(cfg_.model_name_or_path, setup_.device(), cfg_.torch_dtype);
       ref_model_->eval();
       for (auto& p : ref_model_->parameters()) p.set_requires_grad(false);
     }
   }
 
   RunSummary run() {
-    RunSummary sum;
-    sum.output_dir = cfg_.output_dir;
-    const int64_t first = loop_->start();
-    sum.first_step = first;
-    const auto t0 = Clock::now();
-    int64_t step = first;
-    std::vector<std::map<std::string, double>> rewards_by_step;  // "reward", "rewards/<f>/mean"
-    for (; step <= loop_->total_steps(); ++step) {
-      auto metrics = train_step(step);
-      std::map<std::string, double> r;
-      for (const auto& [k, v] : metrics)
-        if (k == "reward" || (k.rfind("rewards/", 0) == 0 && k.size() > 5 && k.compare(k.size() - 5, 5, "/mean") == 0))
-          r[k] = v;
-      if (!r.empty()) rewards_by_step.push_back(r);
-      const bool stop = loop_->out_of_time();
-      loop_->end_step(step, metrics, stop || step == loop_->total_steps());
-      if (stop) {
-        LOG_INFO("max_seconds reached after step {}", step);
-        break;
-      }
-    }
-    sum.last_step = std::min(step, loop_->total_steps());
-    sum.wall_seconds = since(t0);
-    if (!rewards_by_step.empty()) {
-      const size_t n = rewards_by_step.size(), k = std::max<size_t>(1, std::min<size_t>(10, n / 4));
-      auto window = [&](size_t from, nlohmann::json* per_func) {
-        std::map<std::string, double> acc;
-        for (size_t i = from; i < from + k; ++i)
-          for (const auto& [name, v] : rewards_by_step[i]) acc[name] += v / static_cast<double>(k);
-        for (const auto& [name, v] : acc)
-          if (name != "reward") (*per_func)[name.substr(8, name.size() - 13)] = v;  // rewards/<f>/mean
-        return acc["reward"];
-      };
-      sum.first_reward = window(0, &sum.first_rewards);
-      sum.last_reward = window(n - k, &sum.last_rewards);
-    }
-    sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
-    sum.log_history = loop_->logger().log_history();
-    return sum;
+    return loop_.run([this](int64_t step) { return train_step(step); });
   }
 
  private:
   // ---- generate_and_score ---------------------------------------------------------------
   Round generate_and_score(int64_t round_id) {
     Round r;
-    auto& model = *setup_.model;
+    auto& model = setup_.model();
     const int64_t g = cfg_.num_generations;
     std::vector<generate::PromptInput> prompts;
     std::vector<int64_t> sample_of_prompt;
     {
       // The next round's prompts are decoded and encoded while this round runs.
       std::vector<int64_t> next;
-      for (int64_t i = 0; i < prompts_per_round_; ++i) next.push_back(order_->at((round_id + 1) * prompts_per_round_ + i));
-      setup_.prefetch(next, false);
+      for (int64_t i = 0; i < prompts_per_round_; ++i)
+        next.push_back(setup_.order->at((round_id + 1) * prompts_per_round_ + i));
+      setup_.cache->prefetch(next, false);
     }
     for (int64_t i = 0; i < prompts_per_round_; ++i) {
-      const int64_t idx = order_->at(round_id * prompts_per_round_ + i);
-      const EncodedSample& e = setup_.encode(idx, false);
+      const int64_t idx = setup_.order->at(round_id * prompts_per_round_ + i);
+      const EncodedSample& e = setup_.cache->encode(idx, false);
       generate::PromptInput pi;
       pi.input_ids = e.prompt_ids;
       pi.pixel_values = e.pixel_values;
@@ -158,9 +117,9 @@ class GrpoTrainer {
     gc.top_k = cfg_.top_k;
     gc.repetition_penalty = cfg_.repetition_penalty;
     gc.seed = static_cast<int64_t>(data::derive_seed(cfg_.seed, 1000003 + round_id) >> 1);
-    gc.stop_token_ids = {setup_.eos_id};
+    gc.stop_token_ids = setup_.opened.stop_token_ids;
     gc.num_generations = g;
-    gc.pad_token_id = setup_.pad_id;
+    gc.pad_token_id = setup_.opened.pad_token_id;
     auto t_gen = Clock::now();
     const bool was_training = model.is_training();
     model.eval();
@@ -170,7 +129,7 @@ class GrpoTrainer {
           static_cast<double>(resample_agreeing_groups(round_id, gc, &prompts, &sample_of_prompt, &gen));
     if (was_training) model.train();
     r.metrics["time/generation"] = since(t_gen);
-    generate::PaddedCompletions pc = generate::pad_completions(gen.completions, setup_.pad_id);
+    generate::PaddedCompletions pc = generate::pad_completions(gen.completions, setup_.opened.pad_token_id);
     const int64_t n = static_cast<int64_t>(gen.completions.size());
     r.completion_ids = pc.completion_ids;
     r.completion_mask = pc.completion_mask.to(torch::kFloat32);
@@ -196,20 +155,20 @@ class GrpoTrainer {
       std::vector<torch::Tensor> per_prompt;
       for (const auto& pi : prompts)
         per_prompt.push_back(pi.pixel_values.defined()
-                                 ? model.encode_images(pi.pixel_values.to(setup_.device, model.dtype()),
-                                                       pi.image_grid_thw.to(setup_.device))
+                                 ? model.encode_images(pi.pixel_values.to(setup_.device(), model.dtype()),
+                                                       pi.image_grid_thw.to(setup_.device()))
                                  : torch::Tensor());
       for (int64_t i = 0; i < n; ++i) r.embeds.push_back(per_prompt[gen.completions[i].prompt_index]);
     }
-    // Old log-probs only when the round is reused (mu > 1); else old = current.detach().
-    if (cfg_.num_iterations > 1 || cfg_.beta != 0.0) {
+    // Old log-probs only when a later micro-batch could see other weights; else old = current.detach().
+    if (need_old_logps_ || cfg_.beta != 0.0) {
       torch::NoGradGuard ng;
       std::vector<torch::Tensor> old_parts, ref_parts;
       const int64_t mb = cfg_.per_device_train_batch_size;
       for (int64_t s = 0; s < n; s += mb) {
         const int64_t e = std::min(n, s + mb);
         PolicyBatch pb = make_batch(r, s, e);
-        if (cfg_.num_iterations > 1) old_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
+        if (need_old_logps_) old_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
         if (cfg_.beta != 0.0 && setup_.lora) {
           model::LoraDisabledGuard base(model);
           ref_parts.push_back(completion_logps(model, pb, cfg_.temperature, false).logps);
@@ -239,8 +198,8 @@ class GrpoTrainer {
     r.metrics["completions/clipped_ratio"] = static_cast<double>(truncated) / std::max<int64_t>(1, n);
     int64_t prompt_tokens = 0;
     for (const auto& pi : prompts) prompt_tokens += static_cast<int64_t>(pi.input_ids.size()) * g;
-    num_tokens_ += prompt_tokens + static_cast<int64_t>(pc.completion_mask.sum().item<double>());
-    r.metrics["num_tokens"] = static_cast<double>(num_tokens_);
+    loop_.num_tokens += prompt_tokens + static_cast<int64_t>(pc.completion_mask.sum().item<double>());
+    r.metrics["num_tokens"] = static_cast<double>(loop_.num_tokens);
 
     if (cfg_.log_completions) {
       for (int64_t i = 0; i < n; ++i) {
@@ -252,7 +211,7 @@ class GrpoTrainer {
                               {"reward", adv.rewards[i]}};
         for (size_t k = 0; k < reward_fns_.size(); ++k)
           rec["rewards"][cfg_.reward_funcs[k]] = per_func[i][k] ? nlohmann::json(*per_func[i][k]) : nlohmann::json();
-        loop_->logger().log_completion(rec);
+        loop_.logger().log_completion(rec);
       }
     }
     return r;
@@ -269,12 +228,12 @@ class GrpoTrainer {
       const auto& c = completions[i];
       const int64_t idx = sample_of_prompt[c.prompt_index];
       const data::Sample& smp = setup_.samples[idx];
-      const EncodedSample& e = setup_.encode(idx, false);
+      const EncodedSample& e = setup_.cache->encode(idx, false);
       auto& in = inputs[i];
       in.prompt = e.prompt_text;
       in.completion_ids.assign(c.ids.begin(), c.ids.end());
       // ref: VLM-R1 decodes completions with skip_special_tokens=True.
-      in.completion = setup_.tokenizer->decode(in.completion_ids, true);
+      in.completion = setup_.opened.tok().decode(in.completion_ids, true);
       in.solution = smp.solution;
       in.extra = smp.extra;
       in.reward_method = smp.reward_method.empty() ? cfg_.reward_method : smp.reward_method;
@@ -328,14 +287,14 @@ class GrpoTrainer {
         const uint64_t h = data::derive_seed(data::derive_seed(cfg_.seed, 7000003 + round_id),
                                              static_cast<uint64_t>(attempt * num_prompts + p));
         const int64_t idx = static_cast<int64_t>(h % static_cast<uint64_t>(setup_.samples.size()));
-        const EncodedSample& e = setup_.encode(idx, false);
+        const EncodedSample& e = setup_.cache->encode(idx, false);
         (*sample_of_prompt)[p] = idx;
         (*prompts)[p] = {e.prompt_ids, e.pixel_values, e.image_grid_thw};
         redo.push_back((*prompts)[p]);
       }
       generate::GenerationConfig gc = base_gc;
       gc.seed = static_cast<int64_t>(data::derive_seed(base_gc.seed, 100 + attempt) >> 1);
-      generate::GenerationResult again = generate::generate(*setup_.model, redo, gc);
+      generate::GenerationResult again = generate::generate(setup_.model(), redo, gc);
       for (auto& c : again.completions) {
         const int64_t p = agreeing[c.prompt_index];
         c.prompt_index = p;
@@ -348,7 +307,7 @@ class GrpoTrainer {
 
   PolicyBatch make_batch(const Round& r, int64_t s, int64_t e, bool use_embeds = true) {
     PolicyBatch pb;
-    pb.pad_id = setup_.pad_id;
+    pb.pad_id = setup_.opened.pad_token_id;
     pb.completion_ids = r.completion_ids.slice(0, s, e);
     pb.completion_mask = r.completion_mask.slice(0, s, e);
     // Each distinct prompt once: its G completions share one prompt forward (logprobs.h).
@@ -359,7 +318,7 @@ class GrpoTrainer {
       const auto [it, fresh] = slot.emplace(r.prompt_of_row[i], static_cast<int64_t>(slot.size()));
       pb.row_prompt.push_back(it->second);
       if (!fresh) continue;
-      const EncodedSample& enc = setup_.encode(r.sample_of_row[i], false);
+      const EncodedSample& enc = setup_.cache->encode(r.sample_of_row[i], false);
       pb.prompt_ids.push_back(enc.prompt_ids);
       prompts.push_back(&enc);
       if (use_embeds && vision_frozen_ && r.embeds[i].defined()) embeds.push_back(r.embeds[i]);
@@ -372,8 +331,8 @@ class GrpoTrainer {
   // ---- one optimizer step ------------------------------------------------------------------
   std::map<std::string, double> train_step(int64_t step) {
     const auto t_step = Clock::now();
-    loop_->begin_step(step);
-    auto& model = *setup_.model;
+    loop_.begin_step(step);
+    auto& model = setup_.model();
     model.train();
     std::map<std::string, double> m;
     const int64_t ga = cfg_.gradient_accumulation_steps;
@@ -399,10 +358,10 @@ class GrpoTrainer {
       PolicyLogps lp = completion_logps(model, pb, cfg_.temperature, want_entropy);
       GrpoLossInputs in;
       in.per_token_logps = lp.logps;
-      const torch::Tensor mask = r.completion_mask.slice(0, s, e).to(setup_.device);
+      const torch::Tensor mask = r.completion_mask.slice(0, s, e).to(setup_.device());
       if (r.old_logps.defined()) in.old_per_token_logps = r.old_logps.slice(0, s, e);
       if (r.ref_logps.defined()) in.ref_per_token_logps = r.ref_logps.slice(0, s, e);
-      in.advantages = r.advantages.slice(0, s, e).to(setup_.device);
+      in.advantages = r.advantages.slice(0, s, e).to(setup_.device());
       in.completion_mask = mask;
       if (cfg_.top_entropy_quantile < 1.0)
         in.entropy_mask = high_entropy_mask(lp.entropies, mask, 1.0 - cfg_.top_entropy_quantile);
@@ -429,7 +388,7 @@ class GrpoTrainer {
       clip_reg += out.clip_ratio_region;
     }
     auto t_opt = Clock::now();
-    m["grad_norm"] = loop_->optimizer_step();
+    m["grad_norm"] = loop_.optimizer_step();
     m["time/optimizer"] = since(t_opt);
     m["time/forward_backward"] = fb_time;
     m["loss"] = loss_sum;  // summed over micro-batches: each is already divided by GA
@@ -442,19 +401,18 @@ class GrpoTrainer {
     return m;
   }
 
-  GrpoConfig cfg_;
+  const GrpoConfig cfg_;
   TrainSetup setup_;
-  std::unique_ptr<TrainLoop> loop_;
-  std::unique_ptr<DataOrder> order_;
+  const int64_t spg_;                // micro-batches per generation round (steps_per_generation)
+  const int64_t prompts_per_round_;
+  TrainLoop loop_;
   std::vector<rewards::RewardFn> reward_fns_;
   std::vector<double> weights_;
   model::Qwen2_5_VL ref_model_{nullptr};
   std::unique_ptr<Round> round_;
   int64_t round_id_ = -1;
-  int64_t spg_ = 1;
-  int64_t prompts_per_round_ = 1;
-  int64_t num_tokens_ = 0;
   bool vision_frozen_ = false;
+  bool need_old_logps_ = false;
 };
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "train/run.h"
-#include "train/trainer_common.h"
+#include "train/train_loop.h"
 
 namespace refract::train {
 
@@ -21,49 +21,20 @@ double since(Clock::time_point t) {
 
 class SftTrainer {
  public:
-  explicit SftTrainer(const SftConfig& c) : cfg_(c), setup_(make_setup(c)) {
-    const double per_step = static_cast<double>(cfg_.per_device_train_batch_size *
-                                                cfg_.gradient_accumulation_steps);
-    int64_t total = cfg_.max_steps;
-    if (total <= 0)
-      total = static_cast<int64_t>(std::ceil(cfg_.num_train_epochs *
-                                             static_cast<double>(setup_.samples.size()) / per_step));
-    loop_ = std::make_unique<TrainLoop>(cfg_, setup_, total, per_step);
-    loop_->get_extra = [this] { return nlohmann::json{{"num_tokens", num_tokens_}}; };
-    loop_->set_extra = [this](const nlohmann::json& j) { num_tokens_ = j.value("num_tokens", int64_t{0}); };
-    order_ = std::make_unique<DataOrder>(static_cast<int64_t>(setup_.samples.size()),
-                                         static_cast<uint64_t>(cfg_.data.data_seed >= 0 ? cfg_.data.data_seed : cfg_.seed));
-    start_prefetch_workers(setup_, cfg_.data.num_workers);
-  }
+  explicit SftTrainer(const SftConfig& c)
+      : cfg_(c),
+        setup_(c, c.max_length),
+        loop_(cfg_, setup_, static_cast<double>(c.per_device_train_batch_size * c.gradient_accumulation_steps)) {}
 
   RunSummary run() {
-    RunSummary sum;
-    sum.output_dir = cfg_.output_dir;
-    const int64_t first = loop_->start();
-    sum.first_step = first;
-    const auto t0 = Clock::now();
-    int64_t step = first;
-    for (; step <= loop_->total_steps(); ++step) {
-      auto metrics = train_step(step);
-      const bool stop = loop_->out_of_time();
-      loop_->end_step(step, metrics, stop || step == loop_->total_steps());
-      if (stop) {
-        LOG_INFO("max_seconds reached after step {}", step);
-        break;
-      }
-    }
-    sum.last_step = std::min(step, loop_->total_steps());
-    sum.wall_seconds = since(t0);
-    sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
-    sum.log_history = loop_->logger().log_history();
-    return sum;
+    return loop_.run([this](int64_t step) { return train_step(step); });
   }
 
  private:
   std::map<std::string, double> train_step(int64_t step) {
     const auto t_step = Clock::now();
-    loop_->begin_step(step);
-    auto& model = *setup_.model;
+    loop_.begin_step(step);
+    auto& model = setup_.model();
     model.train();
     const int64_t ga = cfg_.gradient_accumulation_steps;
     const int64_t mb = cfg_.per_device_train_batch_size;
@@ -71,8 +42,8 @@ class SftTrainer {
     {
       // The next step's samples are decoded and encoded while this one computes.
       std::vector<int64_t> next;
-      for (int64_t k = step * ga * mb; k < (step + 1) * ga * mb; ++k) next.push_back(order_->at(k));
-      setup_.prefetch(next, true);
+      for (int64_t k = step * ga * mb; k < (step + 1) * ga * mb; ++k) next.push_back(setup_.order->at(k));
+      setup_.cache->prefetch(next, true);
     }
     for (int64_t j = 0; j < ga; ++j) {
       auto t_fb = Clock::now();
@@ -80,14 +51,12 @@ class SftTrainer {
       std::vector<const EncodedSample*> rows;
       for (int64_t i = 0; i < mb; ++i) {
         const int64_t k = ((step - 1) * ga + j) * mb + i;
-        const EncodedSample& e = setup_.encode(order_->at(k), true);
-        REFRACT_CHECK(static_cast<int64_t>(e.full_ids.size()) <= cfg_.max_length)
-            << "sample longer than max_length (" << e.full_ids.size() << " > " << cfg_.max_length << ")";
+        const EncodedSample& e = setup_.cache->encode(setup_.order->at(k), true);
         ids.push_back(e.full_ids);
         rows.push_back(&e);
       }
       torch::Tensor input_ids, attn;
-      pad_right(ids, setup_.pad_id, &input_ids, &attn);
+      pad_right(ids, setup_.opened.pad_token_id, &input_ids, &attn);
       torch::Tensor labels_mask = torch::zeros_like(attn, torch::kFloat32);
       {
         auto a = labels_mask.accessor<float, 2>();
@@ -95,18 +64,18 @@ class SftTrainer {
           for (size_t t = 0; t < rows[r]->labels_mask.size(); ++t) a[r][t] = rows[r]->labels_mask[t];
       }
       model::ModelInputs in;
-      in.input_ids = input_ids.to(setup_.device);
-      in.attention_mask = attn.to(setup_.device);
+      in.input_ids = input_ids.to(setup_.device());
+      in.attention_mask = attn.to(setup_.device());
       concat_images(rows, &in.pixel_values, &in.image_grid_thw);
       if (in.pixel_values.defined()) {
-        in.pixel_values = in.pixel_values.to(setup_.device, model.dtype());
-        in.image_grid_thw = in.image_grid_thw.to(setup_.device);
+        in.pixel_values = in.pixel_values.to(setup_.device(), model.dtype());
+        in.image_grid_thw = in.image_grid_thw.to(setup_.device());
       }
       model::ModelOutput out = model.forward(in);
       // Position t predicts token t + 1.
       torch::Tensor logits = out.logits.slice(1, 0, -1).to(torch::kFloat32);
       torch::Tensor target = in.input_ids.slice(1, 1);
-      torch::Tensor mask = labels_mask.slice(1, 1).to(setup_.device);
+      torch::Tensor mask = labels_mask.slice(1, 1).to(setup_.device());
       torch::Tensor lp = torch::log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1);
       const double n_tok = mask.sum().item<double>();
       torch::Tensor loss = -(lp * mask).sum() / std::max(1.0, n_tok) / static_cast<double>(ga);
@@ -117,26 +86,24 @@ class SftTrainer {
         correct += ((logits.argmax(-1) == target).to(torch::kFloat32) * mask).sum().item<double>();
         total += n_tok;
       }
-      num_tokens_ += attn.sum().item<int64_t>();
+      loop_.num_tokens += attn.sum().item<int64_t>();
       fb += since(t_fb);
     }
     std::map<std::string, double> m;
     auto t_opt = Clock::now();
-    m["grad_norm"] = loop_->optimizer_step();
+    m["grad_norm"] = loop_.optimizer_step();
     m["time/optimizer"] = since(t_opt);
     m["time/forward_backward"] = fb;
     m["loss"] = loss_sum;
     m["mean_token_accuracy"] = total > 0 ? correct / total : 0.0;
-    m["num_tokens"] = static_cast<double>(num_tokens_);
+    m["num_tokens"] = static_cast<double>(loop_.num_tokens);
     m["step_time"] = since(t_step);
     return m;
   }
 
-  SftConfig cfg_;
+  const SftConfig cfg_;
   TrainSetup setup_;
-  std::unique_ptr<TrainLoop> loop_;
-  std::unique_ptr<DataOrder> order_;
-  int64_t num_tokens_ = 0;
+  TrainLoop loop_;
 };
 
 }  // namespace

@@ -117,7 +117,17 @@ std::string TrainLogger::progress(int64_t global_step, int64_t steps_this_run) c
   const double pct = 100.0 * static_cast<double>(global_step) / static_cast<double>(total);
   if (steps_this_run > 0) {
     const double rate = elapsed / static_cast<double>(steps_this_run);
-    const int64_t eta = static_cast<int64_t>(rate * static_cast<double>(total - global_step));
+    const double steps_left_seconds = rate * static_cast<double>(total - global_step);
+    if (s_.max_seconds > 0 && s_.max_seconds - elapsed < steps_left_seconds) {
+      // The wall-time bound ends the run first: show progress against it, not max_steps.
+      const double left = std::max(0.0, s_.max_seconds - elapsed);
+      const int64_t eta = static_cast<int64_t>(left);
+      std::snprintf(buf, sizeof buf, "step %lld | %.0f/%.0f s (%.0f%%) | %.2f s/it | ETA %lld:%02lld:%02lld",
+                    (long long)global_step, elapsed, s_.max_seconds, 100.0 * std::min(1.0, elapsed / s_.max_seconds),
+                    rate, (long long)(eta / 3600), (long long)(eta / 60 % 60), (long long)(eta % 60));
+      return buf;
+    }
+    const int64_t eta = static_cast<int64_t>(steps_left_seconds);
     std::snprintf(buf, sizeof buf, "step %lld/%lld (%.0f%%) | %.2f s/it | ETA %lld:%02lld:%02lld",
                   (long long)global_step, (long long)total, pct, rate, (long long)(eta / 3600),
                   (long long)(eta / 60 % 60), (long long)(eta % 60));

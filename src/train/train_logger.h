@@ -18,6 +18,7 @@ struct LoggerSettings {
   std::vector<std::string> report_to = {"tensorboard"};
   int64_t logging_steps = 10;
   int64_t total_steps = 0;
+  double max_seconds = 0;  // > 0: the run also ends after this wall time (the progress line follows it)
   bool log_completions = false;
   bool quiet = false;  // no stderr lines (tests)
 };
@@ -41,7 +42,8 @@ class TrainLogger {
   // One line per sampled completion: {"step", "prompt", "completion", "rewards": {...}, ...}.
   void log_completion(const nlohmann::json& record);
 
-  // "step 12/100 (12%) | 1.23 s/it | ETA 0:01:48" (elapsed measured since construction).
+  // "step 12/100 (12%) | 1.23 s/it | ETA 0:01:48" (elapsed measured since construction); when
+  // max_seconds will end the run before total_steps: "step 12 | 30/240 s (12%) | ... | ETA".
   std::string progress(int64_t global_step, int64_t steps_this_run) const;
   static std::string format_metrics(const std::map<std::string, double>& m);
 

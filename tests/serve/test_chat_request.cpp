@@ -10,6 +10,7 @@
 #include "serve/chat_response.h"
 #include "serve/engine.h"
 #include "serve/request_images.h"
+#include "vision/preprocessor_config.h"
 #include "test_util.h"
 #include "vision/preprocess.h"
 
@@ -341,14 +342,14 @@ TEST(ServeRequestImages, UndecodableOrRejectedImagesAre400s) {
 
 TEST(ServeRequestImages, PreprocessorConfigOverridesDefaults) {
   TempDir dir("pp");
-  EXPECT_EQ(load_preprocessor_config(dir.path.string()).max_pixels, vision::PreprocessConfig{}.max_pixels);
+  EXPECT_EQ(vision::load_preprocessor_config(dir.path.string()).max_pixels, vision::PreprocessConfig{}.max_pixels);
   write_file_atomic(dir.file("preprocessor_config.json"),
                     R"({"min_pixels": 1000, "max_pixels": 50000, "size": {"shortest_edge": 7, "longest_edge": 9}})");
-  const vision::PreprocessConfig c = load_preprocessor_config(dir.path.string());
+  const vision::PreprocessConfig c = vision::load_preprocessor_config(dir.path.string());
   EXPECT_EQ(c.min_pixels, 1000);
   EXPECT_EQ(c.max_pixels, 50000);
   write_file_atomic(dir.file("preprocessor_config.json"), R"({"size": {"shortest_edge": 7, "longest_edge": 9}})");
-  EXPECT_EQ(load_preprocessor_config(dir.path.string()).max_pixels, 9);
+  EXPECT_EQ(vision::load_preprocessor_config(dir.path.string()).max_pixels, 9);
 }
 
 TEST(ServeChatResponse, ChatCompletionShape) {
