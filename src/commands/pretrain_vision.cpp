@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "data/shapes/synth.h"
+#include "model/image_tensors.h"
 #include "model/open_model.h"
 #include "vision/preprocess.h"
 
@@ -57,17 +58,15 @@ struct Batch {
 Batch make_batch(const shapes::SynthConfig& world, int64_t first_index, int64_t n,
                  const vision::PreprocessConfig& pp) {
   const int64_t unit = pp.patch_size * pp.merge_size;
-  std::vector<torch::Tensor> pixels;
-  std::vector<int64_t> grids, shape, colour, size, digits;
+  std::vector<vision::Preprocessed> images;
+  std::vector<int64_t> shape, colour, size, digits;
   std::vector<float> box, cell;
   for (int64_t i = 0; i < n; ++i) {
     shapes::SynthSample s = shapes::make_sample(world, first_index + i);
-    vision::Preprocessed p = vision::preprocess_image(s.image, pp);
+    images.push_back(vision::preprocess_image(s.image, pp));
+    const vision::Preprocessed& p = images.back();
     REFRACT_CHECK(p.resized.width == s.image.width && p.resized.height == s.image.height)
         << "vision pre-training needs images whose sides are multiples of " << unit << " px";
-    pixels.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, static_cast<int64_t>(p.pixel_values.size()) / p.rows},
-                                      torch::kFloat32).clone());
-    grids.insert(grids.end(), p.grid_thw.begin(), p.grid_thw.end());
     const int64_t rows = p.grid_thw[1] / pp.merge_size, cols = p.grid_thw[2] / pp.merge_size;
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < cols; ++c) {
@@ -93,8 +92,9 @@ Batch make_batch(const shapes::SynthConfig& world, int64_t first_index, int64_t 
   const auto m = static_cast<int64_t>(shape.size());
   auto i64 = [](std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64); };
   Batch b;
-  b.pixel_values = torch::cat(pixels, 0);
-  b.grid_thw = i64(grids).view({n, 3});
+  const model::ImageTensors it = model::to_image_tensors(images);
+  b.pixel_values = it.pixel_values;
+  b.grid_thw = it.image_grid_thw;
   b.shape = i64(shape);
   b.colour = i64(colour);
   b.size = i64(size);

@@ -1,6 +1,7 @@
 #include "train/encode.h"
 
 #include "common/check.h"
+#include "model/image_tensors.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "vision/image.h"
@@ -11,15 +12,13 @@ EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& t
                             const vision::PreprocessConfig& pp, bool with_response) {
   EncodedSample out;
   std::vector<text::Message> messages = sample.prompt;
-  std::vector<torch::Tensor> pixels, grids;
+  std::vector<vision::Preprocessed> images;
   std::vector<int64_t> tokens_per_image;
   for (const auto& ref : sample.images) {
     vision::Image img = ref.path.rfind("data:", 0) == 0 ? vision::decode_data_url(ref.path)
                                                          : vision::decode_image_file(ref.path);
-    vision::Preprocessed p = vision::preprocess_image(img, pp);
-    pixels.push_back(torch::from_blob(p.pixel_values.data(), {p.rows, (int64_t)p.pixel_values.size() / p.rows},
-                                      torch::kFloat32).clone());
-    grids.push_back(torch::tensor({p.grid_thw[0], p.grid_thw[1], p.grid_thw[2]}, torch::kInt64));
+    images.push_back(vision::preprocess_image(img, pp));
+    const vision::Preprocessed& p = images.back();
     tokens_per_image.push_back(p.num_image_tokens());
     rewards::ImageSize s;
     s.width = img.width;
@@ -37,10 +36,9 @@ EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& t
             << sample.source << ": image index " << item.image_index << " out of range";
         item.image_tokens = tokens_per_image[item.image_index];
       }
-  if (!pixels.empty()) {
-    out.pixel_values = torch::cat(pixels);
-    out.image_grid_thw = torch::stack(grids);
-  }
+  const model::ImageTensors it = model::to_image_tensors(images);
+  out.pixel_values = it.pixel_values;
+  out.image_grid_thw = it.image_grid_thw;
   text::EncodedChat prompt = text::apply_chat_template(tok, messages, true);
   out.prompt_ids.assign(prompt.ids.begin(), prompt.ids.end());
   out.prompt_text = text::render_chat_text(messages, true);
