@@ -1,9 +1,12 @@
 #include "model/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +50,59 @@ bool selected(const std::string& path, const LoraConfig& c) {
 // PEFT key -> our module path: strip "base_model.model.", ".default", map new layout names.
 bool is_adapter_name(const std::string& name) {
   return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
+}
+
+// Our module path -> the module path in current transformers (>= 4.52, 5.x), which is what
+// current PEFT names adapter tensors after and loads them by ("model.language_model.layers.0...",
+// "model.visual.blocks.0..."). PEFT 0.21 does not rename adapter keys for Qwen2.5-VL: an adapter
+// in the old layout loads as all zeros, with only a warning.
+std::string hf_module_path(const std::string& path) {
+  if (path.rfind("visual.", 0) == 0) return "model." + path;
+  if (path.rfind("model.", 0) == 0) return "model.language_model." + path.substr(6);
+  return path;  // lm_head
+}
+
+// target_modules entry for one adapted module: PEFT matches a list entry by equality or as a
+// "." + suffix of the module name (check_target_module_exists), so the path below the
+// text-model / model root matches the module in both transformers layouts (old
+// "model.layers.0.mlp.up_proj", new "model.language_model.layers.0.mlp.up_proj") and nothing else
+// (the vision tower's Linears sit under "blocks", not "layers"). A bare name such as "up_proj"
+// would also match the vision MLPs, which refract's "all-linear" leaves alone.
+std::string peft_target_of(const std::string& path) {
+  if (path.rfind("model.", 0) == 0) return path.substr(6);  // "layers.0.mlp.up_proj"
+  return path;                                              // "visual.blocks.0.attn.qkv", "lm_head"
+}
+
+// A literal module name as a Python regular expression (PEFT's rank_pattern / alpha_pattern keys
+// are regexes).
+std::string regex_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(ch) != std::string_view::npos) out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+// ref: peft utils/other.py get_pattern_key: the first key k (in file order) with
+// re.match(rf"(.*\.)?({k})$", module_name); tried on the current transformers name, then on the
+// old layout (refract's own path). nullptr when no key matches.
+const nlohmann::ordered_json* pattern_value(const nlohmann::ordered_json& patterns, const std::string& path,
+                                            const std::string& where) {
+  if (!patterns.is_object()) return nullptr;
+  for (const std::string& name : {hf_module_path(path), path}) {
+    for (auto it = patterns.begin(); it != patterns.end(); ++it) {
+      std::regex re;
+      try {
+        re = std::regex("(.*\\.)?(" + it.key() + ")");
+      } catch (const std::regex_error& e) {
+        REFRACT_FAIL() << where << ": pattern '" << it.key() << "' is not a regular expression refract reads: "
+                       << e.what();
+      }
+      if (std::regex_match(name, re)) return &it.value();
+    }
+  }
+  return nullptr;
 }
 
 std::string module_path_of(std::string key) {
@@ -103,24 +159,54 @@ void save_lora(Qwen2_5_VLImpl& model, const LoraConfig& c, const std::string& di
   std::vector<std::string> targets;
   for (auto& [path, lin] : linears(model)) {
     if (!lin->has_lora()) continue;
-    targets.push_back(path);
+    targets.push_back(peft_target_of(path));
     // ref: peft get_peft_model_state_dict drops the adapter name ("default") from the keys
-    tensors.emplace_back("base_model.model." + path + ".lora_A.weight", lin->lora_A->weight.detach());
-    tensors.emplace_back("base_model.model." + path + ".lora_B.weight", lin->lora_B->weight.detach());
+    const std::string key = "base_model.model." + hf_module_path(path);
+    tensors.emplace_back(key + ".lora_A.weight", lin->lora_A->weight.detach());
+    tensors.emplace_back(key + ".lora_B.weight", lin->lora_B->weight.detach());
   }
   REFRACT_CHECK(!targets.empty()) << "save_lora: the model has no LoRA adapter";
   io::save_tensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  // Modules whose rank or scaling differ from r / lora_alpha (an adapter loaded with a
+  // rank_pattern, alpha_pattern or use_rslora and trained on) keep them through PEFT's patterns.
+  // ref: peft LoraLayer.update_layer: scaling = alpha / sqrt(r) with use_rslora, else alpha / r;
+  // use_rslora is written when it explains more modules' scalings than alpha / r does.
+  auto alpha_of = [](const LinearImpl& lin, bool rslora) {
+    const double r = static_cast<double>(lin.lora_A->weight.size(0));
+    return lin.lora_scaling * (rslora ? std::sqrt(r) : r);
+  };
+  auto differs = [&](double alpha) {
+    return std::abs(alpha - c.lora_alpha) > 1e-12 * std::max(1.0, std::abs(c.lora_alpha));
+  };
+  int64_t off_plain = 0, off_rslora = 0;
+  for (auto& [path, lin] : linears(model)) {
+    if (!lin->has_lora()) continue;
+    off_plain += differs(alpha_of(*lin, false)) ? 1 : 0;
+    off_rslora += differs(alpha_of(*lin, true)) ? 1 : 0;
+  }
+  const bool use_rslora = off_rslora < off_plain;
+  nlohmann::json rank_pattern = nlohmann::json::object(), alpha_pattern = nlohmann::json::object();
+  for (auto& [path, lin] : linears(model)) {
+    if (!lin->has_lora()) continue;
+    const int64_t r = lin->lora_A->weight.size(0);
+    const double alpha = alpha_of(*lin, use_rslora);
+    const std::string key = regex_escape(peft_target_of(path));
+    if (r != c.lora_r) rank_pattern[key] = r;
+    if (differs(alpha)) alpha_pattern[key] = alpha;
+  }
   nlohmann::json j = {{"peft_type", "LORA"},
                       {"task_type", "CAUSAL_LM"},
                       {"base_model_name_or_path", model.name_or_path},
                       {"r", c.lora_r},
                       {"lora_alpha", c.lora_alpha},
                       {"lora_dropout", c.lora_dropout},
-                      // Full module paths: exact for PEFT (name == target) and for refract.
+                      // One entry per adapted module (see peft_target_of): PEFT adapts exactly these.
                       {"target_modules", targets},
+                      {"rank_pattern", rank_pattern},
+                      {"alpha_pattern", alpha_pattern},
                       {"bias", "none"},
                       {"fan_in_fan_out", false},
-                      {"use_rslora", false},
+                      {"use_rslora", use_rslora},
                       {"use_dora", false},
                       {"init_lora_weights", true},
                       {"inference_mode", true},
@@ -130,9 +216,9 @@ void save_lora(Qwen2_5_VLImpl& model, const LoraConfig& c, const std::string& di
 
 LoraConfig load_lora(Qwen2_5_VLImpl& model, const std::string& dir) {
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
-  nlohmann::json j;
+  nlohmann::ordered_json j;  // file order: PEFT takes the first matching pattern key
   try {
-    j = nlohmann::json::parse(read_file(cfg_path));
+    j = nlohmann::ordered_json::parse(read_file(cfg_path));
   } catch (const nlohmann::json::exception& e) {
     REFRACT_FAIL() << cfg_path << ": invalid JSON: " << e.what();
   }
@@ -143,9 +229,16 @@ LoraConfig load_lora(Qwen2_5_VLImpl& model, const std::string& dir) {
   c.lora_dropout = j.value("lora_dropout", c.lora_dropout);
   const bool rslora = j.value("use_rslora", false);
   REFRACT_CHECK(!j.value("use_dora", false)) << cfg_path << ": DoRA adapters are not supported";
+  // lora_bias adds a bias to lora_B: its tensors would be rejected below, say why here.
+  REFRACT_CHECK(!j.value("lora_bias", false)) << cfg_path << ": lora_bias adapters are not supported";
   if (j.contains("target_modules") && j["target_modules"].is_array()) {
     c.lora_target_modules = j["target_modules"].get<std::vector<std::string>>();
+  } else if (j.contains("target_modules") && j["target_modules"].is_string()) {
+    c.lora_target_modules = {j["target_modules"].get<std::string>()};  // "all-linear" or a regex
   }
+  // The modules adapted are the ones the tensors name; target_modules is kept for information.
+  const nlohmann::ordered_json no_patterns = nlohmann::ordered_json::object();
+  const nlohmann::ordered_json& alpha_pattern = j.contains("alpha_pattern") ? j["alpha_pattern"] : no_patterns;
   auto tensors = io::load_tensors((fs::path(dir) / "adapter_model.safetensors").string());
   std::map<std::string, LinearImpl*> by_path;
   for (auto& [path, lin] : linears(model)) by_path[path] = lin;
@@ -168,16 +261,30 @@ LoraConfig load_lora(Qwen2_5_VLImpl& model, const std::string& dir) {
   torch::NoGradGuard no_grad;
   for (auto& [path, w] : ab) {
     auto it = by_path.find(path);
-    REFRACT_CHECK(it != by_path.end()) << dir << ": adapter for unknown module '" << path << "'";
+    if (it == by_path.end()) {
+      bool exists = false;
+      for (const auto& item : model.named_modules("", false)) exists = exists || item.key() == path;
+      // e.g. PEFT's target "proj" also matches the vision patch embedding, a Conv3d
+      REFRACT_CHECK(!exists) << dir << ": adapter on '" << path
+                             << "', which is not a Linear layer (refract supports LoRA on Linear layers only)";
+      REFRACT_FAIL() << dir << ": adapter for unknown module '" << path << "'";
+    }
     REFRACT_CHECK(w.first.defined() && w.second.defined()) << dir << ": module '" << path << "' lacks lora_A or lora_B";
     LinearImpl* lin = it->second;
     const int64_t r = w.first.size(0);
     REFRACT_CHECK(w.first.size(1) == lin->in_features && w.second.size(0) == lin->out_features && w.second.size(1) == r)
         << dir << ": adapter shapes of '" << path << "' do not fit the layer";
     if (lin->has_lora()) lin->remove_lora();
-    lin->add_lora(r, c.lora_alpha, c.lora_dropout);
-    // ref: peft LoraLayer.update_layer: scaling = alpha / sqrt(r) with use_rslora, else alpha / r
-    if (rslora) lin->lora_scaling = c.lora_alpha / std::sqrt(static_cast<double>(r));
+    // ref: peft LoraModel._create_and_replace: r from rank_pattern (here: the tensors' shape),
+    // alpha from alpha_pattern, else lora_alpha; LoraLayer.update_layer: scaling = alpha / sqrt(r)
+    // with use_rslora, else alpha / r
+    double alpha = c.lora_alpha;
+    if (const auto* v = pattern_value(alpha_pattern, path, cfg_path + " alpha_pattern")) {
+      REFRACT_CHECK(v->is_number()) << cfg_path << ": alpha_pattern values must be numbers";
+      alpha = v->get<double>();
+    }
+    lin->add_lora(r, alpha, c.lora_dropout);
+    if (rslora) lin->lora_scaling = alpha / std::sqrt(static_cast<double>(r));
     lin->lora_A->weight.copy_(w.first);
     lin->lora_B->weight.copy_(w.second);
   }
