@@ -20,7 +20,7 @@ struct Qwen2_5_VLVisionConfig {
   int64_t temporal_patch_size = 2;
   int64_t window_size = 112;          // pixels; 112 / 2 / 14 = 4 merged units per window side
   std::vector<int64_t> fullatt_block_indexes = {7, 15, 23, 31};
-  double tokens_per_second = 2;       // video temporal positions (checkpoints: 2; class: 4)
+  int64_t tokens_per_second = 2;      // video temporal positions (checkpoints: 2; class: 4); an int in HF
   std::string hidden_act = "silu";
 
   int64_t head_dim() const { return hidden_size / num_heads; }

@@ -91,8 +91,8 @@ TEST(Lora, SaveLoadRoundTripInPeftLayout) {
   EXPECT_EQ(cfg["peft_type"], "LORA");
   auto t = io::load_tensors(dir + "/adapter_model.safetensors");
   EXPECT_EQ(t.size(), 28u);
-  ASSERT_TRUE(t.count("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
-  EXPECT_EQ(t["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"].sizes(), (std::vector<int64_t>{4, 64}));
+  ASSERT_TRUE(t.count("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight"));
+  EXPECT_EQ(t["base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight"].sizes(), (std::vector<int64_t>{4, 64}));
   auto m2 = tiny_model();
   m2->eval();
   auto c2 = load_lora(*m2, dir);

@@ -126,7 +126,7 @@ TEST(Resume, GrpoLoraTwoPlusTwoEqualsFour) {
   for (auto& [k, v] : t)
     if (k.find("lora_B") != std::string::npos) b_abs += v.abs().sum().item<double>();
   EXPECT_GT(b_abs, 0.0);
-  EXPECT_NE(t.count("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), 0u);
+  EXPECT_NE(t.count("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight"), 0u);
 }
 
 // Dynamic sampling: with `iou` alone a random model scores 0 everywhere, so every group agrees

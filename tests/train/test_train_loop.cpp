@@ -114,3 +114,29 @@ TEST(Progress, FollowsWhicheverBoundEndsTheRun) {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_NE(by_steps.progress(1, 1).find("step 1/10"), std::string::npos) << by_steps.progress(1, 1);
 }
+
+// A reward setting given on the command line reaches the reward GRPO trains with: DAPO's soft
+// overlong punishment is 0 for every length with its default soft_punish_cache (0), and
+// -L / 12 for a completion of L <= 12 tokens once the whole budget is the punished cache.
+TEST(RewardKwargs, ReachGrpoFromTheCommandLine) {
+  const auto& w = world();
+  auto run = [&](const std::string& name, const std::string& extra) {
+    const std::string out = w.root + "/" + name;
+    const std::string cmd = std::string(REFRACT_BINARY) + " grpo --model " + w.model + " --data_file_paths " +
+                            w.jsonl + " --image_folders " + w.images +
+                            " --question_template none --max_steps 1 --num_generations 4"
+                            " --per_device_train_batch_size 4 --max_completion_length 12 --report_to none"
+                            " --threads 1 --logging_steps 1 --reward_funcs soft_overlong --output_dir " +
+                            out + extra + " > " + out + ".log 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(out + ".log");
+    const auto state = nlohmann::json::parse(read_file(out + "/checkpoint-1/trainer_state.json"));
+    return state["log_history"][0];
+  };
+  const auto plain = run("kwargs_default", "");
+  EXPECT_EQ(plain["rewards/soft_overlong/mean"].get<double>(), 0.0) << plain.dump();
+  const auto punished = run("kwargs_cache12", " --reward_kwargs soft_overlong.soft_punish_cache=12");
+  const double mean = punished["rewards/soft_overlong/mean"].get<double>();
+  const double len = punished["completions/mean_length"].get<double>();
+  EXPECT_NEAR(mean, -len / 12.0, 1e-9) << punished.dump();
+  EXPECT_LT(mean, 0.0);
+}
