@@ -1,5 +1,5 @@
-// `refract eval`: greedy generation on a dataset + the task's metrics (REC, counting, OCR,
-// classification); see train/eval_run.h.
+// `refract eval`: generation on held-out data + the task's metrics (REC, detection, counting,
+// OCR, classification), one table row per dataset; see commands/eval.h.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
@@ -18,16 +18,23 @@ void add_eval_command(CLI::App& app) {
   auto st = std::make_shared<State>();
   auto* cmd = app.add_subcommand(
       "eval",
-      "Evaluate a model (optionally with a LoRA --adapter) on a dataset: greedy generation, then "
-      "rec Acc@0.5 (IoU > 0.5) / Acc@tau / mean IoU, count accuracy / MAE, ocr CER / text "
-      "accuracy, cls accuracy. Prints the summary; writes predictions.jsonl, references.jsonl and "
-      "eval.json in --output_dir.");
+      "Evaluate a model (optionally with a LoRA --adapter) on held-out data: greedy generation (or "
+      "--num_samples_per_prompt k sampled: mean@k, pass@j), then rec Acc@0.5 (IoU > 0.5) / Acc@tau / "
+      "mean IoU, det COCO AP (12 stats, per-category AP, detections.json for pycocotools), count "
+      "accuracy / MAE, ocr CER / text accuracy, cls accuracy. Each data file or data-config entry is "
+      "one row of the table in eval.md / eval.json (--output_dir); --compare other/eval.json prints "
+      "the differences.");
   commands::declare(st->options, st->config);
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
     const nlohmann::json r = commands::run_eval(st->config);
-    std::printf("%s\n", nlohmann::json{{"task", r["task"]}, {"summary", r["summary"]}}.dump(2).c_str());
+    if (r["datasets"].size() == 1)
+      std::printf("%s\n", nlohmann::json{{"task", r["task"]}, {"summary", r["summary"]}}.dump(2).c_str());
+    else
+      std::printf("%s", commands::eval_table_markdown(r).c_str());
+    if (r.contains("compare"))
+      std::printf("\n%s", commands::compare_markdown(r["compare"], st->config.compare).c_str());
   });
 }
 
