@@ -24,12 +24,14 @@ namespace refract::commands {
 using namespace refract::train;  // the demo drives the trainers and their evaluation
 
 void declare(Options& o, DemoConfig& c) {
-  o.add("output", &c.output, "directory for data, runs and summary.json");
+  o.add("output", &c.output, "directory for data, runs and summary.json").path();
   o.add("seed", &c.seed, "seed of data, sampling and (with --from_scratch) the warm start");
   o.add("from_scratch", &c.from_scratch,
         "re-create the warm start: tokenizer, random tiny model, vision pre-training, SFT (demo_sft.yaml)");
-  o.add("warm_start", &c.warm_start, "SFT warm-start checkpoint (HF layout with tokenizer)");
-  o.add("configs_dir", &c.configs_dir, "directory holding demo_sft.yaml and demo_grpo.yaml");
+  o.add("warm_start", &c.warm_start,
+        "SFT warm-start checkpoint (HF layout with tokenizer); the default is the shipped one")
+      .path();
+  o.add("configs_dir", &c.configs_dir, "directory holding demo_sft.yaml and demo_grpo.yaml").path();
   o.add("train_samples", &c.train_samples, "in-domain REC training samples to synthesise");
   o.add("eval_samples", &c.eval_samples, "samples per evaluation split (>= 1000 for the bar)");
   o.add("eval_split", &c.eval_split,
@@ -115,6 +117,8 @@ void load_config(Cfg& cfg, const std::string& path) {
 }  // namespace
 
 void run_demo(const DemoConfig& c) {
+  if (c.configs_dir.empty() || (!c.from_scratch && c.warm_start.empty()))
+    refract::data_dir();  // throws, naming where the shipped configs and warm start were looked for
   const auto t0 = std::chrono::steady_clock::now();
   fs::create_directories(c.output);
   const std::string data_dir = c.output + "/data";

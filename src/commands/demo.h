@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/data_dir.h"
+
 namespace refract {
 class Options;
 }
@@ -18,8 +20,10 @@ struct DemoConfig {
   std::string output = "demo_output";
   int64_t seed = 0;
   bool from_scratch = false;                  // re-create the warm start (tokenizer, init, SFT)
-  std::string warm_start = "assets/demo_warm_start";
-  std::string configs_dir = "configs";        // demo_sft.yaml, demo_grpo.yaml
+  // The shipped warm start and configs come from refract's data directory, so the demo runs from
+  // any directory; "" when there is none (run_demo then says where it looked).
+  std::string warm_start = data_path_or_empty("assets/demo_warm_start");
+  std::string configs_dir = data_path_or_empty("configs");  // demo_sft.yaml, demo_grpo.yaml
   int64_t train_samples = 20000;              // in-domain REC training set
   int64_t eval_samples = 1000;                // per evaluation split
   // Which splits the three models are evaluated on. `validation` (its own seeds) is for every

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <sstream>
 
@@ -281,6 +282,43 @@ nlohmann::json value_json(const Options::Field& f) {
   return std::visit([](auto* p) { return nlohmann::json(*p); }, f);
 }
 
+// What --help shows after a key's flag: its type or its choice set. Without it CLI11 shows every
+// key as `TEXT ...`, since each flag is first read as strings (parse() converts and checks them).
+std::string flag_type_text(const Options::Entry& e) {
+  if (!e.choices.empty()) {
+    std::string set = "{";
+    for (size_t i = 0; i < e.choices.size(); ++i) set += (i ? "|" : "") + e.choices[i];
+    return set + "}";
+  }
+  struct V {
+    bool is_path;
+    std::string operator()(bool*) const { return "BOOL"; }
+    std::string operator()(int*) const { return "INT"; }
+    std::string operator()(int64_t*) const { return "INT"; }
+    std::string operator()(double*) const { return "FLOAT"; }
+    std::string operator()(float*) const { return "FLOAT"; }
+    std::string operator()(std::string*) const { return is_path ? "PATH" : "TEXT"; }
+    std::string operator()(std::vector<std::string>*) const { return "LIST"; }
+    std::string operator()(std::vector<int64_t>*) const { return "INT LIST"; }
+    std::string operator()(std::vector<double>*) const { return "FLOAT LIST"; }
+    std::string operator()(nlohmann::json*) const { return "MAP"; }
+  };
+  return std::visit(V{e.is_path}, e.field);
+}
+
+// A boolean key's flag is registered as --key{true} (bare --key means true); --help shows it
+// as --key[=BOOL].
+class SettingsFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    std::string name = CLI::Formatter::make_option_name(opt, is_positional);
+    static const std::string kTail = "{true}";
+    if (name.size() > kTail.size() && name.compare(name.size() - kTail.size(), kTail.size(), kTail) == 0)
+      name.replace(name.size() - kTail.size(), kTail.size(), "[=BOOL]");
+    return name;
+  }
+};
+
 }  // namespace
 
 Options& Options::add(const std::string& key, Field field, const std::string& help) {
@@ -308,6 +346,14 @@ Options& Options::alias(const std::string& other_name) {
   REFRACT_CHECK(find(other_name) == nullptr)
       << "option alias '" << other_name << "' is already a key or an alias";
   entries_.back().aliases.push_back({other_name, {}, {}, nullptr});
+  return *this;
+}
+
+Options& Options::path() {
+  REFRACT_CHECK(!entries_.empty()) << "path() before add()";
+  REFRACT_CHECK(std::holds_alternative<std::string*>(entries_.back().field))
+      << "option '" << entries_.back().key << "': path() needs a string key";
+  entries_.back().is_path = true;
   return *this;
 }
 
@@ -399,14 +445,13 @@ void Options::load_yaml_file(const std::string& path) {
 }
 
 void Options::add_to(CLI::App& app) {
-  app.add_option("--config", config_path_, "YAML file of settings (flags override it)");
+  auto formatter = std::make_shared<SettingsFormatter>();
+  formatter->column_width(app.get_formatter()->get_column_width());
+  app.formatter(formatter);
+  app.add_option("--config", config_path_, "YAML file of settings (flags override it)")
+      ->option_text("PATH");
   for (auto& e : entries_) {
     std::string help = e.help;
-    if (!e.choices.empty()) {
-      help += " {";
-      for (size_t i = 0; i < e.choices.size(); ++i) help += (i ? "|" : "") + e.choices[i];
-      help += "}";
-    }
     std::string def = value_json(e.field).dump();
     help += " (default " + def + ")";
     for (size_t i = 0; i < e.aliases.size(); ++i)
@@ -419,10 +464,8 @@ void Options::add_to(CLI::App& app) {
         flag_value.clear();
         return app.add_flag("--" + name + "{true}", flag_value, text);
       }
-      CLI::Option* o = app.add_option("--" + name, raw, text)->expected(1, -1);
-      if (is_list_field(e.field)) o->type_name("LIST");
-      if (std::holds_alternative<nlohmann::json*>(e.field)) o->type_name("MAP");
-      return o;
+      // Every flag takes one or more values, as parse() reports a count mismatch naming the key.
+      return app.add_option("--" + name, raw, text)->expected(1, -1)->option_text(flag_type_text(e));
     };
     e.option = add(e.key, e.raw, e.flag_value, help);
     for (auto& a : e.aliases)
@@ -462,6 +505,16 @@ nlohmann::json Options::to_json() const {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& e : entries_) j[e.key] = value_json(e.field);
   return j;
+}
+
+std::vector<std::string> flag_choices(const CLI::Option& flag) {
+  const std::string& t = flag.get_option_text();  // "{a|b}", as flag_type_text() writes it
+  if (t.size() < 2 || t.front() != '{' || t.back() != '}') return {};
+  std::vector<std::string> out;
+  std::stringstream ss(t.substr(1, t.size() - 2));
+  std::string item;
+  while (std::getline(ss, item, '|')) out.push_back(item);
+  return out;
 }
 
 std::string Options::to_yaml() const {

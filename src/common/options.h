@@ -47,6 +47,8 @@ class Options {
   Options& choices(std::vector<std::string> allowed);
   // Another name of the last added key (YAML key and --flag), shown in --help.
   Options& alias(const std::string& other_name);
+  // Marks the last added string key as a filesystem path (PATH in --help).
+  Options& path();
 
   // Adds --config and one --<key> flag per key to `app`. Call parse() after app.parse().
   void add_to(CLI::App& app);
@@ -70,6 +72,7 @@ class Options {
     Field field;
     std::string help;
     std::vector<std::string> choices;
+    bool is_path = false;
     std::vector<std::string> raw;  // values given on the command line
     std::string flag_value;        // a boolean flag's value
     CLI::Option* option = nullptr;
@@ -89,5 +92,9 @@ class Options {
   std::vector<Entry> entries_;
   std::string config_path_;
 };
+
+// The values of a choice key's flag made by add_to(), else empty; for shell completion
+// (refract completion bash), which sees only the CLI::App tree.
+std::vector<std::string> flag_choices(const CLI::Option& flag);
 
 }  // namespace refract

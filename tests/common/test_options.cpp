@@ -340,5 +340,99 @@ TEST(OptionsAlias, ShownInHelpAndNotReusable) {
   EXPECT_THROW(o.alias("model_name_or_path"), Error);
 }
 
+struct Typed {
+  int workers = 2;
+  int64_t num_generations = 8;
+  double learning_rate = 1e-6;
+  float temperature = 0.9f;
+  bool use_peft = false;
+  std::string device = "cpu";
+  std::string output_dir = "output";
+  std::string loss_type = "dapo";
+  std::vector<std::string> reward_funcs{"iou", "format"};
+  std::vector<int64_t> steps{1, 2};
+  std::vector<double> reward_weights;
+  nlohmann::json reward_kwargs = nlohmann::json::object();
+};
+
+void declare(Options& o, Typed& t) {
+  o.add("workers", &t.workers, "threads");
+  o.add("num_generations", &t.num_generations, "G");
+  o.add("learning_rate", &t.learning_rate, "peak lr");
+  o.add("temperature", &t.temperature, "sampling temperature");
+  o.add("use_peft", &t.use_peft, "LoRA");
+  o.add("device", &t.device, "cpu | cuda");
+  o.add("output_dir", &t.output_dir, "where checkpoints go").path();
+  o.add("loss_type", &t.loss_type, "loss").choices({"grpo", "bnpo", "dr_grpo", "dapo"});
+  o.add("reward_funcs", &t.reward_funcs, "rewards");
+  o.add("steps", &t.steps, "steps");
+  o.add("reward_weights", &t.reward_weights, "weights");
+  o.add("reward_kwargs", &t.reward_kwargs, "per-reward settings");
+}
+
+TEST(OptionsHelp, ShowsEachKeysTypeAndDefault) {
+  Typed t;
+  Options o;
+  declare(o, t);
+  CLI::App app;
+  o.add_to(app);
+  const std::string help = app.help();
+  for (const char* part :
+       {"--config PATH", "--workers INT", "(default 2)", "--num_generations INT", "(default 8)",
+        "--learning_rate FLOAT", "(default 1e-06)", "--temperature FLOAT", "--use_peft[=BOOL]",
+        "(default false)", "--device TEXT", "(default \"cpu\")", "--output_dir PATH",
+        "(default \"output\")", "--loss_type {grpo|bnpo|dr_grpo|dapo}", "(default \"dapo\")",
+        "--reward_funcs LIST", "(default [\"iou\",\"format\"])", "--steps INT LIST",
+        "(default [1,2])", "--reward_weights FLOAT LIST", "(default [])", "--reward_kwargs MAP",
+        "(default {})"})
+    EXPECT_NE(help.find(part), std::string::npos) << part << " not in:\n" << help;
+  // CLI11's own rendering of string-read flags, which made numbers look like text.
+  EXPECT_EQ(help.find("TEXT ..."), std::string::npos) << help;
+  EXPECT_EQ(help.find("{true}"), std::string::npos) << help;
+}
+
+TEST(OptionsHelp, TypesDoNotChangeParsing) {
+  Typed t;
+  Options o;
+  declare(o, t);
+  CLI::App app;
+  o.add_to(app);
+  parse_args(app, o,
+             {"--workers", "3", "--learning_rate", "2e-5", "--use_peft", "--loss_type", "grpo",
+              "--steps", "4", "5", "--reward_weights", "1,0.5", "--reward_kwargs", "iou.iou_convention=vlm_r1"});
+  EXPECT_EQ(t.workers, 3);
+  EXPECT_DOUBLE_EQ(t.learning_rate, 2e-5);
+  EXPECT_TRUE(t.use_peft);
+  EXPECT_EQ(t.loss_type, "grpo");
+  EXPECT_EQ(t.steps, (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(t.reward_weights, (std::vector<double>{1, 0.5}));
+  EXPECT_EQ(t.reward_kwargs["iou"]["iou_convention"], "vlm_r1");
+  // A scalar still takes one value, and a bad count or value names the flag.
+  Typed t2;
+  Options o2;
+  declare(o2, t2);
+  CLI::App app2;
+  o2.add_to(app2);
+  try {
+    parse_args(app2, o2, {"--workers", "3", "4"});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--workers: expected one value, got 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(OptionsHelp, ChoicesReadBackForCompletion) {
+  Typed t;
+  Options o;
+  declare(o, t);
+  CLI::App app;
+  o.add_to(app);
+  EXPECT_EQ(flag_choices(*app.get_option("--loss_type")),
+            (std::vector<std::string>{"grpo", "bnpo", "dr_grpo", "dapo"}));
+  EXPECT_TRUE(flag_choices(*app.get_option("--device")).empty());
+  EXPECT_TRUE(flag_choices(*app.get_option("--reward_kwargs")).empty());
+  EXPECT_THROW(o.add("threads", &t.workers, "threads").path(), Error);
+}
+
 }  // namespace
 }  // namespace refract
