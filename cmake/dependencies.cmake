@@ -21,3 +21,19 @@ endif()
 if(REFRACT_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+
+# The torch wheel (libtorch 2.x) ships its own, newer {fmt} headers in its include directory,
+# which would shadow Debian's fmt 9 that spdlog is built against. A directory holding only a
+# link to Debian's fmt goes first on the include path (-I /usr/include itself would be dropped
+# as a system directory); Debian's libtorch has no such headers and needs nothing.
+get_target_property(fmt_dirs fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+list(GET fmt_dirs 0 fmt_dir)
+foreach(dir ${TORCH_INCLUDE_DIRS})
+  if(EXISTS "${dir}/fmt/format.h" AND NOT dir STREQUAL fmt_dir AND NOT REFRACT_FMT_SHIM)
+    set(REFRACT_FMT_SHIM ${CMAKE_BINARY_DIR}/fmt_shim)
+    file(MAKE_DIRECTORY ${REFRACT_FMT_SHIM})
+    file(CREATE_LINK ${fmt_dir}/fmt ${REFRACT_FMT_SHIM}/fmt SYMBOLIC)
+    include_directories(BEFORE ${REFRACT_FMT_SHIM})
+    message(STATUS "libtorch ships {fmt}: Debian's fmt (${fmt_dir}) goes first")
+  endif()
+endforeach()
