@@ -59,8 +59,9 @@ nlohmann::json to_json(const TrainerState& s) {
           {"logging_steps", s.logging_steps},
           {"save_steps", s.save_steps},
           {"log_history", s.log_history},
-          {"best_metric", nullptr},
-          {"best_model_checkpoint", nullptr},
+          {"best_metric", s.best_metric ? nlohmann::json(*s.best_metric) : nlohmann::json()},
+          {"best_model_checkpoint",
+           s.best_model_checkpoint.empty() ? nlohmann::json() : nlohmann::json(s.best_model_checkpoint)},
           {"is_world_process_zero", true},
           {"refract_data_state", s.data_state},
           {"refract_scheduler", s.scheduler},
@@ -79,6 +80,9 @@ TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string&
     s.data_state = j.value("refract_data_state", nlohmann::json::object());
     s.scheduler = j.value("refract_scheduler", nlohmann::json::object());
     s.extra = j.value("refract_extra", nlohmann::json::object());
+    if (j.contains("best_metric") && j["best_metric"].is_number()) s.best_metric = j["best_metric"].get<double>();
+    if (j.contains("best_model_checkpoint") && j["best_model_checkpoint"].is_string())
+      s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     REFRACT_FAIL() << where << ": invalid trainer state: " << e.what();
   }
@@ -125,18 +129,38 @@ std::string save_checkpoint(const std::string& output_dir, const TrainerState& s
   }
   fsync_directory(output_dir);
 
-  if (save_total_limit > 0) {
-    auto all = list_checkpoints(output_dir);
-    // ref: transformers Trainer._rotate_checkpoints: delete the oldest beyond the limit.
-    // Renamed first (atomic), so a kill during the deletion never leaves a directory that
-    // still looks complete but misses files.
-    for (size_t i = 0; i + static_cast<size_t>(save_total_limit) < all.size(); ++i) {
-      const std::string doomed = all[i] + ".tmp-" + std::to_string(::getpid()) + "-del";
-      fs::rename(all[i], doomed, ec);
-      if (!ec) fs::remove_all(doomed, ec);
-    }
+  // Renamed first (atomic), so a kill during the deletion never leaves a directory that still
+  // looks complete but misses files.
+  for (const auto& doomed_dir : checkpoints_to_delete(list_checkpoints(output_dir), save_total_limit,
+                                                      state.best_model_checkpoint)) {
+    const std::string doomed = doomed_dir + ".tmp-" + std::to_string(::getpid()) + "-del";
+    fs::rename(doomed_dir, doomed, ec);
+    if (!ec) fs::remove_all(doomed, ec);
   }
   return final_dir;
+}
+
+std::vector<std::string> checkpoints_to_delete(const std::vector<std::string>& sorted, int64_t save_total_limit,
+                                               const std::string& best) {
+  if (save_total_limit <= 0) return {};
+  // ref: transformers Trainer._sorted_checkpoints / _rotate_checkpoints: the best checkpoint is
+  // bubbled to the second-newest place (the newest stays last, for resuming), then the oldest
+  // beyond the limit go; a limit of 1 becomes 2 when the newest is not the best.
+  std::vector<std::string> all = sorted;
+  const auto name_of = [](const std::string& p) { return fs::path(p).filename().string(); };
+  const std::string best_name = best.empty() ? "" : name_of(best);
+  if (!best_name.empty()) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (name_of(all[i]) != best_name) continue;
+      for (size_t j = i; j + 2 < all.size(); ++j) std::swap(all[j], all[j + 1]);
+      break;
+    }
+  }
+  size_t limit = static_cast<size_t>(save_total_limit);
+  if (!best_name.empty() && limit == 1 && !all.empty() && name_of(all.back()) != best_name) limit = 2;
+  std::vector<std::string> out;
+  for (size_t i = 0; i + limit < all.size(); ++i) out.push_back(all[i]);
+  return out;
 }
 
 std::vector<std::string> list_checkpoints(const std::string& output_dir) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct TrainerState {
   nlohmann::json data_state = nlohmann::json::object();  // loader position (epoch, index, ...)
   nlohmann::json scheduler = nlohmann::json::object();   // {"last_step", "type", ...}
   nlohmann::json extra = nlohmann::json::object();       // trainer-specific (e.g. buffered round)
+  // HF: the best metric_for_best_model value so far and the checkpoint that scored it.
+  std::optional<double> best_metric;
+  std::string best_model_checkpoint;
 };
 
 nlohmann::json to_json(const TrainerState& s);
@@ -31,10 +35,16 @@ TrainerState trainer_state_from_json(const nlohmann::json& j, const std::string&
 
 // Writes a checkpoint for `state.global_step`. `write_model(dir)` writes the weights into dir
 // (save_pretrained or save_lora). Old checkpoints beyond save_total_limit (> 0) are deleted
-// after the new one is complete. Returns the final directory.
+// after the new one is complete, never state.best_model_checkpoint (HF's rotation: the best
+// counts as one of the kept, and with a limit of 1 the latest is kept beside it).
+// Returns the final directory.
 std::string save_checkpoint(const std::string& output_dir, const TrainerState& state,
                             const std::function<void(const std::string&)>& write_model,
                             torch::optim::Optimizer* optimizer, int64_t save_total_limit);
+
+// The checkpoints save_total_limit deletes from `all` (oldest step first, complete ones).
+std::vector<std::string> checkpoints_to_delete(const std::vector<std::string>& all, int64_t save_total_limit,
+                                               const std::string& best_model_checkpoint);
 
 // Complete checkpoints (trainer_state.json present, no .tmp- suffix), oldest step first.
 std::vector<std::string> list_checkpoints(const std::string& output_dir);

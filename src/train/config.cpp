@@ -52,6 +52,29 @@ static void declare_base(Options& o, TrainingConfig& c) {
         "freeze the vision tower (ms-swift freeze_vit)");
   o.add("freeze_aligner", &c.freeze_aligner, "freeze the vision merger (aligner)");
   o.add("max_seconds", &c.max_seconds, "stop after this wall time and save (<= 0: no limit)");
+  o.add("coordinate_format", &c.coordinate_format,
+        "how predicted boxes are read (rewards, evaluation): absolute_resized (Qwen2.5-VL), "
+        "normalized_1000, absolute")
+      .choices({"absolute_resized", "normalized_1000", "absolute"});
+  o.add("eval_strategy", &c.eval_strategy, "evaluate on held-out data: no, or every eval_steps steps")
+      .choices({"no", "steps"});
+  o.add("eval_steps", &c.eval_steps, "evaluate every N steps (0: logging_steps)");
+  o.add("eval_data_file_paths", &c.eval_data_file_paths,
+        "held-out data files, ':'-separated (formats as data_file_paths)");
+  o.add("eval_image_folders", &c.eval_image_folders, "one image folder per eval data file, ':'-separated");
+  o.add("eval_dataset_name", &c.eval_dataset_name, "held-out data as a VLM-R1 data-config YAML");
+  o.add("per_device_eval_batch_size", &c.per_device_eval_batch_size, "prompts per evaluation generation batch");
+  o.add("eval_max_samples", &c.eval_max_samples, "evaluate on the first N held-out samples (0: all)");
+  o.add("eval_max_new_tokens", &c.eval_max_new_tokens, "generation length cap of the evaluation");
+  o.add("eval_task", &c.eval_task, "metrics of the evaluation; auto = the held-out samples' task")
+      .choices({"auto", "rec", "det", "count", "ocr", "cls"});
+  o.add("metric_for_best_model", &c.metric_for_best_model,
+        "evaluation metric that picks the best checkpoint (e.g. accuracy, AP, cer; kept from deletion)");
+  o.add("greater_is_better", &c.greater_is_better,
+        "whether a larger metric_for_best_model is better (auto: false for cer, mae and losses)")
+      .choices({"auto", "true", "false"});
+  o.add("load_best_model_at_end", &c.load_best_model_at_end,
+        "end the run with the best checkpoint's weights and report it as the final checkpoint");
 }
 
 void declare(Options& o, TrainingConfig& c) {
@@ -87,8 +110,6 @@ void declare(Options& o, GrpoConfig& c) {
   o.add("reward_funcs", &c.reward_funcs, "reward names from the registry (e.g. iou format)");
   o.add("reward_weights", &c.reward_weights, "one weight per reward (default 1 each)");
   o.add("reward_method", &c.reward_method, "default accu_reward_method for `accuracy`");
-  o.add("coordinate_format", &c.coordinate_format,
-        "how predicted boxes are read: absolute_resized (Qwen2.5-VL), normalized_1000, absolute");
   o.add("format_pattern", &c.format_pattern,
         "regex the `format` / `rec_format` rewards match (empty: VLM-R1's think + answer pattern)");
   o.add("reward_kwargs", &c.reward_kwargs,
@@ -124,6 +145,24 @@ void validate(const TrainingConfig& c) {
       << "adapter: continuing an adapter needs use_peft true (the adapter is what trains)";
   REFRACT_CHECK(c.logging_steps >= 1) << "logging_steps must be >= 1, got " << c.logging_steps;
   REFRACT_CHECK(!c.use_peft || c.lora_r >= 1) << "lora_r must be >= 1, got " << c.lora_r;
+  // Evaluation during training (HF TrainingArguments' rules where it has them).
+  const bool eval_data = !c.eval_data_file_paths.empty() || !c.eval_dataset_name.empty();
+  REFRACT_CHECK(!c.evaluating() || eval_data)
+      << "eval_strategy steps needs held-out data: set eval_data_file_paths or eval_dataset_name";
+  REFRACT_CHECK(c.evaluating() || !eval_data)
+      << "eval_data_file_paths / eval_dataset_name given but eval_strategy is no: set eval_strategy steps";
+  REFRACT_CHECK(c.eval_steps >= 0) << "eval_steps must be >= 0, got " << c.eval_steps;
+  REFRACT_CHECK(c.per_device_eval_batch_size >= 1)
+      << "per_device_eval_batch_size must be >= 1, got " << c.per_device_eval_batch_size;
+  REFRACT_CHECK(c.eval_max_new_tokens >= 1) << "eval_max_new_tokens must be >= 1, got " << c.eval_max_new_tokens;
+  REFRACT_CHECK(c.metric_for_best_model.empty() || c.evaluating())
+      << "metric_for_best_model '" << c.metric_for_best_model << "' needs eval_strategy steps (no evaluation runs)";
+  REFRACT_CHECK(!c.load_best_model_at_end || !c.metric_for_best_model.empty())
+      << "load_best_model_at_end needs metric_for_best_model (e.g. accuracy)";
+  // Only evaluations at saved steps can name a best checkpoint; HF asks the same alignment.
+  REFRACT_CHECK(!c.load_best_model_at_end || (c.save_steps > 0 && c.save_steps % c.effective_eval_steps() == 0))
+      << "load_best_model_at_end: save_steps (" << c.save_steps << ") must be a multiple of eval_steps ("
+      << c.effective_eval_steps() << ") so that evaluated steps are saved";
 }
 
 void validate(const GrpoConfig& c) {

@@ -57,6 +57,22 @@ struct TrainingConfig : model::ModelSettings {
   bool freeze_vision_modules = false;        // = ms-swift freeze_vit
   bool freeze_aligner = false;               // the PatchMerger
   double max_seconds = 0.0;                  // > 0: stop (and save) after this wall time
+  std::string coordinate_format = "absolute_resized";  // how boxes in answers are read (rewards, eval)
+  // evaluation during training (HF TrainingArguments names; the core of `refract eval`)
+  std::string eval_strategy = "no";          // no | steps
+  int64_t eval_steps = 0;                    // every N steps; 0 = logging_steps (HF)
+  std::string eval_data_file_paths;          // held-out data, ':'-separated like data_file_paths
+  std::string eval_image_folders;            // one folder per eval data file
+  std::string eval_dataset_name;             // or a VLM-R1 data-config YAML of held-out data
+  int64_t per_device_eval_batch_size = 8;    // prompts per generation batch
+  int64_t eval_max_samples = 0;              // > 0: only the first N held-out samples
+  int64_t eval_max_new_tokens = 128;         // generation length cap of the evaluation
+  std::string eval_task = "auto";            // auto (the samples') | rec | det | count | ocr | cls
+  std::string metric_for_best_model;         // e.g. accuracy (= eval/accuracy); "" = no best kept
+  std::string greater_is_better = "auto";    // auto: false for cer, mae, *loss; true otherwise
+  bool load_best_model_at_end = false;       // the run ends with (and reports) the best checkpoint
+  bool evaluating() const { return eval_strategy == "steps"; }
+  int64_t effective_eval_steps() const { return eval_steps > 0 ? eval_steps : logging_steps; }
 };
 
 struct GrpoConfig : TrainingConfig {
@@ -79,7 +95,6 @@ struct GrpoConfig : TrainingConfig {
   std::vector<std::string> reward_funcs;
   std::vector<double> reward_weights;        // empty = 1 each
   std::string reward_method;                 // default accu_reward_method for `accuracy`
-  std::string coordinate_format = "absolute_resized";  // how boxes in answers are read
   std::string format_pattern;                // "" = VLM-R1's <think>..</think><answer>..</answer>
   nlohmann::json reward_kwargs = nlohmann::json::object();  // {reward: {setting: value}}
   int64_t max_resample_times = 0;            // dynamic sampling: redraw all-agree groups

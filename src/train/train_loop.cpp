@@ -96,6 +96,37 @@ TrainLoop::TrainLoop(const TrainingConfig& cfg, TrainSetup& setup, double sample
   ls.log_completions = cfg.log_completions;
   ls.quiet = true;  // the loop prints progress and metrics on one line
   logger_ = std::make_unique<TrainLogger>(ls);
+  if (cfg.evaluating()) {
+    // Loaded and validated now, so bad held-out data stops the run before its first step.
+    data::DataConfig dc = cfg.data;
+    dc.data_file_paths = cfg.eval_data_file_paths;
+    dc.image_folders = cfg.eval_image_folders;
+    dc.dataset_name = cfg.eval_dataset_name;
+    dc.reward_method.clear();  // a per-training-file list; evaluation does not use it
+    eval_data_ = std::make_unique<EvalDataset>(
+        std::move(load_eval_datasets(dc, setup.opened, cfg.eval_task, cfg.eval_max_samples, false).front()));
+    eval_settings_.batch_size = cfg.per_device_eval_batch_size;
+    eval_settings_.max_new_tokens = cfg.eval_max_new_tokens;
+    eval_settings_.coordinate_format = cfg.coordinate_format;
+    eval_settings_.threads = static_cast<int>(std::max<int64_t>(1, cfg.threads));
+    LOG_INFO("evaluating every {} steps on {} held-out samples ({})", cfg.effective_eval_steps(),
+             eval_data_->samples.size(), eval_data_->task);
+    if (!cfg.metric_for_best_model.empty()) {
+      // HF accepts "accuracy" and "eval_accuracy"; refract logs "eval/accuracy" too.
+      std::string name = cfg.metric_for_best_model;
+      for (const char* prefix : {"eval/", "eval_"})
+        if (name.rfind(prefix, 0) == 0) name = name.substr(5);
+      const auto names = eval_metric_names(eval_data_->task);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      REFRACT_CHECK(std::find(names.begin(), names.end(), name) != names.end())
+          << "metric_for_best_model '" << cfg.metric_for_best_model << "' is not a metric of the "
+          << eval_data_->task << " evaluation; its metrics: " << list;
+      best_metric_key_ = "eval/" + name;
+      greater_is_better_ =
+          cfg.greater_is_better == "auto" ? metric_greater_is_better(name) : cfg.greater_is_better == "true";
+    }
+  }
   start_time_ = std::chrono::steady_clock::now();
 }
 
@@ -137,6 +168,13 @@ RunSummary TrainLoop::run(const StepFn& train_step) {
     sum.last_reward = window(n - k, &sum.last_rewards);
   }
   sum.final_checkpoint = latest_checkpoint(cfg_.output_dir);
+  if (cfg_.load_best_model_at_end && !best_checkpoint_.empty()) {
+    // HF: the model the run hands back is the best checkpoint's; the latest stays on disk for
+    // resuming.
+    load_weights(best_checkpoint_);
+    sum.final_checkpoint = best_checkpoint_;
+    LOG_INFO("loaded the best checkpoint {} ({} = {})", best_checkpoint_, best_metric_key_, *best_metric_);
+  }
   sum.log_history = logger_->log_history();
   return sum;
 }
@@ -145,21 +183,27 @@ int64_t TrainLoop::start() {
   const std::string dir = resolve_resume(cfg_.resume_from_checkpoint, cfg_.output_dir);
   if (dir.empty()) return 1;
   // Weights first (the optimizer state refers to the same parameter tensors).
-  if (setup_.lora) {
-    model::load_lora_weights_into(setup_.model(), dir);
-  } else {
-    model::Qwen2_5_VL loaded = model::load_pretrained(dir, setup_.device(), cfg_.torch_dtype);
-    torch::NoGradGuard ng;
-    auto src = loaded->named_parameters();
-    for (auto& p : setup_.model().named_parameters()) p.value().copy_(src[p.key()]);
-  }
+  load_weights(dir);
   TrainerState st = load_checkpoint(dir, optimizer_.get());
   logger_->restore(st.log_history);
+  best_metric_ = st.best_metric;
+  best_checkpoint_ = st.best_model_checkpoint;
   num_tokens = st.extra.value("num_tokens", int64_t{0});
   first_step_ = st.global_step + 1;
   last_saved_ = st.global_step;
   LOG_INFO("resumed from {} at step {}", dir, st.global_step);
   return first_step_;
+}
+
+void TrainLoop::load_weights(const std::string& dir) {
+  if (setup_.lora) {
+    model::load_lora_weights_into(setup_.model(), dir);
+    return;
+  }
+  model::Qwen2_5_VL loaded = model::load_pretrained(dir, setup_.device(), cfg_.torch_dtype);
+  torch::NoGradGuard ng;
+  auto src = loaded->named_parameters();
+  for (auto& p : setup_.model().named_parameters()) p.value().copy_(src[p.key()]);
 }
 
 void TrainLoop::begin_step(int64_t step) {
@@ -200,6 +244,18 @@ void TrainLoop::save(int64_t step) {
   st.scheduler = {{"type", schedule_.type}, {"last_step", step}, {"base_lr", schedule_.base_lr},
                   {"warmup_steps", schedule_.warmup_steps}, {"total_steps", total_steps_}};
   st.extra = {{"num_tokens", num_tokens}};
+  // Only an evaluation of the weights being saved can name the best checkpoint, so
+  // best_model_checkpoint always exists (HF may point at an unsaved step).
+  if (!best_metric_key_.empty() && last_eval_step_ == step) {
+    const double v = last_eval_.at(best_metric_key_);
+    const bool better = std::isfinite(v) && (!best_metric_ || (greater_is_better_ ? v > *best_metric_ : v < *best_metric_));
+    if (better) {
+      best_metric_ = v;
+      best_checkpoint_ = cfg_.output_dir + "/checkpoint-" + std::to_string(step);
+    }
+  }
+  st.best_metric = best_metric_;
+  st.best_model_checkpoint = best_checkpoint_;
   auto& m = setup_.model();
   auto save_weights = [&](const std::string& d) {
     if (!setup_.lora) return model::save_pretrained(m, d);
@@ -224,7 +280,25 @@ void TrainLoop::end_step(int64_t step, std::map<std::string, double> metrics, bo
   } else {
     LOG_INFO("{}", progress);
   }
+  if (eval_data_ && step % cfg_.effective_eval_steps() == 0) evaluate(step);
   if (force_save || (cfg_.save_steps > 0 && step % cfg_.save_steps == 0)) save(step);
+}
+
+void TrainLoop::evaluate(int64_t step) {
+  // Generation samples from its own generators and restores the module's mode; torch's global
+  // generator is put back all the same, so no later draw of the training can differ.
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  const torch::Tensor rng = gen.get_state();
+  const EvalResult r = train::evaluate(setup_.opened, *eval_data_, eval_settings_);
+  gen.set_state(rng);
+  write_eval_files(cfg_.output_dir + "/eval/step-" + std::to_string(step), r);
+  std::map<std::string, double> m;
+  for (const auto& [k, v] : r.metrics) m["eval/" + k] = v;
+  m["eval/runtime"] = r.report["seconds"].get<double>();
+  logger_->log_now(step, epoch_at(step), m);
+  LOG_INFO("{} | {}", logger_->progress(step, step - first_step_ + 1), TrainLogger::format_metrics(m));
+  last_eval_step_ = step;
+  last_eval_ = std::move(m);
 }
 
 void pad_right(const std::vector<std::vector<int64_t>>& rows, int64_t pad, torch::Tensor* ids,

@@ -5,6 +5,11 @@
 // Exact resume: every source of randomness is derived from (seed, global_step) at the start
 // of each step (torch's generator, sampling seeds, the data order by epoch), and the data
 // position is a function of the step. So N steps + resume + N steps == 2N steps on CPU.
+//
+// Evaluation (eval_strategy steps): every eval_steps the loop runs the evaluation core
+// (train/evaluate.h, as `refract eval`) on the held-out data between two steps, without
+// touching the training's randomness or the module's mode, so the weights after N steps are
+// the same with and without it. The best checkpoint by metric_for_best_model is kept.
 #pragma once
 #include <torch/torch.h>
 
@@ -21,6 +26,7 @@
 #include "model/open_model.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/evaluate.h"
 #include "train/run.h"
 #include "train/sample_cache.h"
 #include "train/scheduler.h"
@@ -72,7 +78,9 @@ class TrainLoop {
  private:
   int64_t start();  // resumes when cfg.resume_from_checkpoint says so; returns the first step
   void end_step(int64_t step, std::map<std::string, double> metrics, bool force_save);
-  void save(int64_t step);
+  void evaluate(int64_t step);  // logs eval/<metric>, writes output_dir/eval/step-<step>/
+  void save(int64_t step);      // also decides whether this step's evaluation is the best
+  void load_weights(const std::string& checkpoint_dir);
   bool out_of_time() const;
   double epoch_at(int64_t step) const;
 
@@ -88,6 +96,15 @@ class TrainLoop {
   int64_t first_step_ = 1;
   int64_t last_saved_ = -1;
   std::chrono::steady_clock::time_point start_time_;
+  // Evaluation during training.
+  std::unique_ptr<EvalDataset> eval_data_;
+  EvalSettings eval_settings_;
+  std::string best_metric_key_;      // "eval/<metric_for_best_model>", "" = no best kept
+  bool greater_is_better_ = true;
+  int64_t last_eval_step_ = -1;
+  std::map<std::string, double> last_eval_;
+  std::optional<double> best_metric_;  // HF TrainerState.best_metric / best_model_checkpoint
+  std::string best_checkpoint_;
 };
 
 // Right-pads rows of ids to [B, T] with `pad`; mask 1 on real tokens.
