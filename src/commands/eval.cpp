@@ -83,11 +83,20 @@ nlohmann::json datasets_of(const nlohmann::json& e, const std::string& where) {
 }  // namespace
 
 std::string eval_table_markdown(const nlohmann::json& result) {
-  // Columns: every numeric summary key, in order of first appearance over the datasets.
+  // Columns: every numeric summary key; the papers' headline metrics first (VLM-R1 Acc@0.5 as
+  // "accuracy", COCO AP, OCR edit distance), then the rest in name order.
+  static const std::vector<std::string> kHeadline = {"accuracy", "AP", "AP50", "AP75", "mean_iou", "cer",
+                                                     "edit_similarity", "mae", "mean@", "pass@1"};
   std::vector<std::string> cols;
   for (const auto& d : result["datasets"])
     for (const auto& [k, v] : d["summary"].items())
       if (v.is_number() && k != "n" && std::find(cols.begin(), cols.end(), k) == cols.end()) cols.push_back(k);
+  auto rank = [](const std::string& k) {
+    for (size_t i = 0; i < kHeadline.size(); ++i)
+      if (k == kHeadline[i] || (kHeadline[i].back() == '@' && k.rfind(kHeadline[i], 0) == 0)) return i;
+    return kHeadline.size();
+  };
+  std::stable_sort(cols.begin(), cols.end(), [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
   std::string md = "| dataset | task | samples |";
   std::string rule = "|---|---|---|";
   for (const auto& c : cols) md += " " + c + " |", rule += "---|";
@@ -137,10 +146,11 @@ std::string compare_markdown(const nlohmann::json& cmp, const std::string& other
   std::string md = "Compared with " + other_name + " (diff = this - other):\n\n";
   md += "| dataset | metric | this | other | diff |\n|---|---|---|---|---|\n";
   for (const auto& r : cmp["rows"]) {
-    const double diff = r["diff"].get<double>();
+    char diff[32];
+    std::snprintf(diff, sizeof diff, "%+.4f", r["diff"].get<double>());
     md += "| " + r["dataset"].get<std::string>() + " | " + r["metric"].get<std::string>() + " | " +
-          format_value(r["this"].get<double>()) + " | " + format_value(r["other"].get<double>()) + " | " +
-          (diff > 0 ? "+" : "") + format_value(diff) + " |\n";
+          format_value(r["this"].get<double>()) + " | " + format_value(r["other"].get<double>()) + " | " + diff +
+          " |\n";
   }
   for (const auto& n : cmp["only_here"]) md += "\nonly in this run: " + n.get<std::string>();
   for (const auto& n : cmp["only_there"]) md += "\nonly in " + other_name + ": " + n.get<std::string>();
