@@ -11,17 +11,40 @@ namespace refract::serve {
 class ApiError : public std::runtime_error {
  public:
   ApiError(int status, std::string message, std::string param = "",
-           std::string type = "invalid_request_error")
-      : std::runtime_error(message), status(status), param(std::move(param)), type(std::move(type)) {}
+           std::string type = "invalid_request_error", std::string code = "")
+      : std::runtime_error(message),
+        status(status),
+        param(std::move(param)),
+        type(std::move(type)),
+        code(std::move(code)) {}
 
-  int status;         // 400 for every client mistake, 404 unknown route, 500 our fault
+  // 400 client mistake, 401 missing / wrong API key, 404 unknown route or model, 413 body
+  // too large, 503 queue full / deadline passed, 500 our fault (a short message only).
+  int status;
   std::string param;  // "" -> null
-  std::string type;   // invalid_request_error | not_found_error | server_error
+  std::string type;   // invalid_request_error | authentication_error | not_found_error | server_error
+  std::string code;   // "" -> null; e.g. model_not_found, invalid_api_key
 };
 
 // A 400 invalid_request_error naming `param`.
 inline ApiError bad_request(std::string message, std::string param = "") {
   return ApiError(400, std::move(message), std::move(param));
+}
+
+// An internal error message made fit for a client: REFRACT_CHECK's "[/abs/path/file.cpp:12] "
+// prefixes are removed (no source paths in responses).
+inline std::string client_text(std::string m) {
+  for (size_t at = m.find('['); at != std::string::npos; at = m.find('[', at)) {
+    const size_t end = m.find("] ", at);
+    const size_t colon = m.rfind(':', end);
+    if (end == std::string::npos || colon == std::string::npos || colon < at ||
+        m.find_first_not_of("0123456789", colon + 1) != end || m.find('/', at) > end) {
+      ++at;
+      continue;
+    }
+    m.erase(at, end + 2 - at);
+  }
+  return m;
 }
 
 // The JSON body of an error response.

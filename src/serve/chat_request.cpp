@@ -2,14 +2,23 @@
 // OpenAI reports `param`, so a client sees exactly what to fix.
 #include "serve/chat_request.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cmath>
-#include <filesystem>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "common/check.h"
 #include "serve/api_error.h"
 
 namespace refract::serve {
@@ -58,7 +67,34 @@ void check_range(double x, double lo, double hi, bool lo_open, const std::string
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-// An image reference: a base64 data URL, or (when allowed) a local file.
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// One answer for every local path that cannot be used (missing, outside, unreadable, not a
+// file): a client must not learn whether a path exists or anything about it.
+ApiError local_path_refused(const std::string& param) {
+  return bad_request(param + ": this local image cannot be used: image files must lie under the server's "
+                     "allowed_local_media_path",
+                     param);
+}
+
+bool lies_under(const std::string& path, const std::string& dir) {
+  return path.size() > dir.size() + 1 && path.compare(0, dir.size(), dir) == 0 &&
+         (dir == "/" || path[dir.size()] == '/');
+}
+
+// An image reference: a base64 data URL, or (when a directory is allowed) a local file.
 std::string check_image_url(const std::string& url, const RequestLimits& limits, const std::string& param) {
   if (url.empty()) throw bad_request(param + " is empty", param);
   if (starts_with(url, "data:")) {
@@ -71,15 +107,30 @@ std::string check_image_url(const std::string& url, const RequestLimits& limits,
     return url;
   }
   if (is_remote_url(url))
-    throw bad_request(param + ": remote image URLs are not fetched; send a data: URL (base64) or a local file path",
+    throw bad_request(param + ": remote image URLs are not fetched; send a data: URL (base64)", param);
+  // ref: vLLM --allowed-local-media-path: local files only when the server names a directory.
+  if (limits.allowed_local_media_path.empty())
+    throw bad_request(param + ": local image files are disabled on this server (see allowed_local_media_path); "
+                      "send a data: URL",
                       param);
-  if (!limits.allow_local_files)
-    throw bad_request(param + ": local image files are disabled on this server; send a data: URL", param);
-  const std::string path = starts_with(url, "file://") ? url.substr(7) : url;
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw bad_request(param + ": image file '" + path + "' does not exist", param);
-  return path;
+  std::string path = url;
+  if (starts_with(url, "file:")) {
+    path = url.substr(5);
+    if (starts_with(path, "//localhost/")) path = path.substr(11);
+    else if (starts_with(path, "//")) path = path.substr(2);  // file:///abs -> /abs
+    path = percent_decode(path);
+    if (!starts_with(path, "/")) throw local_path_refused(param);
+  }
+  if (path.find('\0') != std::string::npos) throw local_path_refused(param);
+  // A relative path is relative to the allowed directory.
+  if (!starts_with(path, "/")) path = limits.allowed_local_media_path + "/" + path;
+  char resolved[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) throw local_path_refused(param);
+  const std::string real(resolved);
+  struct stat st {};
+  if (!lies_under(real, limits.allowed_local_media_path) || ::stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
+    throw local_path_refused(param);
+  return real;
 }
 
 // One content part: {"type": "text", "text"} or {"type": "image_url", "image_url": {"url"}}.
@@ -176,13 +227,24 @@ bool is_remote_url(std::string_view url) {
 
 ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limits) {
   if (body.size() > limits.max_body_bytes)
-    throw bad_request("request body is " + std::to_string(body.size()) + " bytes; the limit is " +
-                      std::to_string(limits.max_body_bytes));
+    throw ApiError(413, "request body is " + std::to_string(body.size()) + " bytes; the limit is " +
+                            std::to_string(limits.max_body_bytes) + " (max_body_mb)");
   json j;
+  int64_t values = 0;
+  const json::parser_callback_t bound = [&](int depth, json::parse_event_t event, json&) {
+    if (depth > limits.max_json_depth)
+      throw bad_request("request body nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
+    if (event == json::parse_event_t::value && ++values > limits.max_json_values)
+      throw bad_request("request body has more than " + std::to_string(limits.max_json_values) + " JSON values");
+    return true;
+  };
   try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    throw bad_request(std::string("request body is not valid JSON: ") + e.what());
+    j = json::parse(body, bound);
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for numbers beyond double (1e400): both the client's.
+    std::string what = e.what();
+    if (what.size() > 200) what = what.substr(0, 200) + "...";
+    throw bad_request("request body is not valid JSON: " + what);
   }
   if (!j.is_object()) throw bad_request("request body must be a JSON object, got " + type_name(j));
 
@@ -197,6 +259,10 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limit
 
   ChatRequest req;
   if (given("model")) req.model = get_string(j["model"], "model");
+  // ref: vLLM: a model the server does not serve is 404 NotFoundError; OpenAI's code is model_not_found.
+  if (!limits.served_model_name.empty() && !req.model.empty() && req.model != limits.served_model_name)
+    throw ApiError(404, "The model `" + req.model + "` does not exist.", "model", "invalid_request_error",
+                   "model_not_found");
   if (!j.contains("messages")) throw bad_request("messages is required", "messages");
   const json& msgs = j["messages"];
   if (!msgs.is_array()) throw bad_request("messages must be an array, got " + type_name(msgs), "messages");
@@ -274,8 +340,62 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limit
   return req;
 }
 
+std::string canonical_media_dir(const std::string& dir) {
+  char resolved[PATH_MAX];
+  struct stat st {};
+  REFRACT_CHECK(::realpath(dir.c_str(), resolved) != nullptr && ::stat(resolved, &st) == 0 && S_ISDIR(st.st_mode))
+      << "allowed_local_media_path: '" << dir << "' is not an existing directory";
+  return resolved;
+}
+
+std::string read_local_media(const std::string& path, const std::string& allowed_dir, size_t max_bytes,
+                             const std::string& param) {
+  if (allowed_dir.empty() || !lies_under(path, allowed_dir)) throw local_path_refused(param);
+  const int dir_fd = ::open(allowed_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) throw local_path_refused(param);
+  const std::string rel = allowed_dir == "/" ? path.substr(1) : path.substr(allowed_dir.size() + 1);
+  // Never opens anything outside allowed_dir: `..` and symlinks (even swapped in after
+  // parse_chat_request resolved the path) cannot leave it. O_NONBLOCK: a FIFO must not hang.
+  struct open_how how {};
+  how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, dir_fd, rel.c_str(), &how, sizeof(how)));
+  if (fd < 0 && errno == ENOSYS) {
+    // Kernels before 5.6: no symlink may appear anywhere on the (already resolved) path.
+    fd = ::openat(dir_fd, rel.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    char resolved[PATH_MAX];
+    if (fd >= 0 && (::realpath(path.c_str(), resolved) == nullptr || path != resolved)) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::close(dir_fd);
+  if (fd < 0) throw local_path_refused(param);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw local_path_refused(param);
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    throw ApiError(413, param + ": this local image is larger than the server's limit", param);
+  }
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  bytes.resize(got);
+  return bytes;
+}
+
 std::string error_body(const ApiError& e) {
-  json err = {{"message", e.what()}, {"type", e.type}, {"code", nullptr}};
+  json err = {{"message", e.what()}, {"type", e.type}};
+  err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   // User text echoed in messages may be invalid UTF-8: replace, never throw.
   return json{{"error", err}}.dump(-1, ' ', false, json::error_handler_t::replace);

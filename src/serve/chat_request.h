@@ -19,13 +19,19 @@ struct RequestLimits {
   int64_t max_n = 16;
   int64_t max_images = 8;
   int64_t max_stop = 4;                   // OpenAI: up to 4 stop sequences
-  bool allow_local_files = true;          // image_url may be a local path / file:// URL
+  int64_t max_json_depth = 64;            // nesting of the body (a nesting bomb costs memory)
+  int64_t max_json_values = 100000;       // values in the body ([0,0,0,...] costs 16 bytes each)
+  // Local image files: "" = none (the default). Otherwise the canonical real path of the one
+  // directory whose files (real path, symlinks resolved, lying under it) image_url may name.
+  std::string allowed_local_media_path;
+  // The served model's id: a request naming another model is 404 model_not_found ("" = any).
+  std::string served_model_name;
 };
 
 struct ChatRequest {
   std::string model;                      // echoed back; "" = the served model
   std::vector<text::Message> messages;    // image items reference image_urls by index
-  std::vector<std::string> image_urls;    // data: URLs or local paths, in order of appearance
+  std::vector<std::string> image_urls;    // data: URLs or canonical local paths (under the allowed dir)
   std::vector<std::string> image_params;  // the field each image came from (for errors)
   double temperature = 1.0;               // 0 = greedy (OpenAI: 0..2)
   double top_p = 1.0;                     // (0, 1]
@@ -39,12 +45,27 @@ struct ChatRequest {
 };
 
 // Parses and validates the body. Throws ApiError (400) naming the field on any problem:
-// body too large, bad JSON, missing / mistyped / out-of-range fields, unknown fields or
-// roles, remote image URLs, missing local image files.
+// body too large (413), bad JSON (numbers out of range included), missing / mistyped /
+// out-of-range fields, unknown fields or roles, remote image URLs, local files when they are
+// not allowed or not under the allowed directory (one message whatever the reason: it never
+// tells whether a path exists), an unknown model (404 model_not_found).
+// Local paths are resolved here (realpath, no file is opened); the file is opened later with
+// open_local_media(), which re-checks that it lies under the allowed directory.
 ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limits);
 
 // Whether `url` points at something outside this machine (http://, https://, ftp://, ...).
 // data: URLs, file:// URLs and plain paths are local.
 bool is_remote_url(std::string_view url);
+
+// The canonical real path of `dir` for RequestLimits::allowed_local_media_path; throws
+// refract::Error naming the setting when it is not an existing directory.
+std::string canonical_media_dir(const std::string& dir);
+
+// Reads a local image file resolved by parse_chat_request: opened with openat2(RESOLVE_BENEATH)
+// relative to the allowed directory (no path that escapes it, by `..` or a symlink, is ever
+// opened), non-blocking (a FIFO cannot hang the server), regular files only, at most
+// `max_bytes`. Throws ApiError 400 naming `param` with one message whatever went wrong.
+std::string read_local_media(const std::string& path, const std::string& allowed_dir, size_t max_bytes,
+                             const std::string& param);
 
 }  // namespace refract::serve

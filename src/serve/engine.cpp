@@ -3,15 +3,12 @@
 
 #include <random>
 
-#include <nlohmann/json.hpp>
-
-#include "common/atomic_file.h"
 #include "common/check.h"
 #include "common/log.h"
 #include "generate/generator.h"
 #include "model/image_tensors.h"
 #include "model/open_model.h"
-#include "serve/request_images.h"
+#include "serve/api_error.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -21,7 +18,17 @@ namespace {
 
 std::vector<int32_t> to_int32(const std::vector<int64_t>& ids) { return {ids.begin(), ids.end()}; }
 
+// generate() has no per-step hook yet; its stop-string check calls GenerateOptions::decode at
+// every decode step, so a stop string no text contains turns that call into the hook.
+const std::string kCancelProbe = std::string("\x01\x02refract:cancel-probe\x02\x01");
+
 }  // namespace
+
+struct PreparedChat {
+  ChatRequest request;
+  generate::PromptInput prompt;
+  int64_t max_new_tokens = 0;
+};
 
 struct ChatEngine::Impl {
   EngineConfig config;
@@ -38,20 +45,49 @@ ChatEngine::ChatEngine(const EngineConfig& config) : impl_(std::make_unique<Impl
 
 ChatEngine::~ChatEngine() = default;
 
-ChatResult ChatEngine::complete(ChatRequest req) {
+std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
+  const Impl& m = *impl_;
+  const text::Tokenizer& tok = m.opened.tok();
+  auto p = std::make_shared<PreparedChat>();
+  const std::vector<vision::Preprocessed> images = load_request_images(req, m.opened.processor, m.config.media);
+  const text::EncodedChat chat = text::apply_chat_template(tok, req.messages, /*add_generation_prompt=*/true);
+  const int64_t prompt_len = static_cast<int64_t>(chat.ids.size());
+  const int64_t max_len = m.config.max_model_len;
+  // ref: vLLM: "This model's maximum context length is N tokens. However, you requested ..."
+  if (req.max_tokens > 0) {
+    if (prompt_len + req.max_tokens > max_len)
+      throw bad_request("This model's maximum context length is " + std::to_string(max_len) +
+                            " tokens (max_model_len). However, you requested " + std::to_string(prompt_len + req.max_tokens) +
+                            " tokens (" + std::to_string(prompt_len) + " in the messages, " +
+                            std::to_string(req.max_tokens) + " in the completion).",
+                        "max_tokens");
+    p->max_new_tokens = req.max_tokens;
+  } else {
+    // No max_tokens: as vLLM, what is left of the context (at most max_completion_length).
+    if (prompt_len >= max_len)
+      throw bad_request("This model's maximum context length is " + std::to_string(max_len) +
+                            " tokens (max_model_len). However, your messages resulted in " + std::to_string(prompt_len) +
+                            " tokens (image tokens included).",
+                        "messages");
+    p->max_new_tokens = std::min(m.config.max_completion_length, max_len - prompt_len);
+  }
+  p->prompt.input_ids.assign(chat.ids.begin(), chat.ids.end());
+  const model::ImageTensors it = model::to_image_tensors(images);
+  p->prompt.pixel_values = it.pixel_values;
+  p->prompt.image_grid_thw = it.image_grid_thw;
+  p->request = std::move(req);
+  return p;
+}
+
+int64_t ChatEngine::prompt_tokens(const PreparedChat& p) const { return static_cast<int64_t>(p.prompt.input_ids.size()); }
+
+ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& cancelled) {
   Impl& m = *impl_;
   const text::Tokenizer& tok = m.opened.tok();
-  const std::vector<vision::Preprocessed> images = load_request_images(req, m.opened.processor);
-  const text::EncodedChat chat = text::apply_chat_template(tok, req.messages, /*add_generation_prompt=*/true);
-
-  generate::PromptInput prompt;
-  prompt.input_ids.assign(chat.ids.begin(), chat.ids.end());
-  const model::ImageTensors it = model::to_image_tensors(images);
-  prompt.pixel_values = it.pixel_values;
-  prompt.image_grid_thw = it.image_grid_thw;
+  const ChatRequest& req = p.request;
 
   generate::GenerationConfig gen;
-  gen.max_new_tokens = req.max_tokens > 0 ? req.max_tokens : m.config.max_completion_length;
+  gen.max_new_tokens = p.max_new_tokens;
   gen.do_sample = req.temperature > 0;  // ref: OpenAI temperature 0 = (near) deterministic
   gen.temperature = req.temperature > 0 ? req.temperature : 1.0;
   gen.top_p = req.top_p;
@@ -65,11 +101,18 @@ ChatResult ChatEngine::complete(ChatRequest req) {
   gen.pad_token_id = m.opened.pad_token_id;
   generate::GenerateOptions options;
   options.decode = [&](const std::vector<int64_t>& ids) { return tok.decode(to_int32(ids)); };
+  if (cancelled) {
+    gen.stop_strings.push_back(kCancelProbe);
+    options.decode = [&](const std::vector<int64_t>& ids) {
+      if (cancelled()) throw Cancelled();
+      return tok.decode(to_int32(ids));
+    };
+  }
 
-  const generate::GenerationResult result = generate::generate(*m.opened.model, {prompt}, gen, options);
+  const generate::GenerationResult result = generate::generate(*m.opened.model, {p.prompt}, gen, options);
 
   ChatResult out;
-  out.prompt_tokens = static_cast<int64_t>(prompt.input_ids.size());
+  out.prompt_tokens = static_cast<int64_t>(p.prompt.input_ids.size());
   for (const generate::Completion& c : result.completions) {
     ChatChoice choice;
     choice.token_ids = c.ids;
@@ -89,5 +132,7 @@ ChatResult ChatEngine::complete(ChatRequest req) {
   }
   return out;
 }
+
+ChatResult ChatEngine::complete(ChatRequest request) { return run(*prepare(std::move(request))); }
 
 }  // namespace refract::serve

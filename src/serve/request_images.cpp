@@ -1,28 +1,72 @@
 #include "serve/request_images.h"
 
-#include <filesystem>
+#include <array>
 
-#include <nlohmann/json.hpp>
-
-#include "common/atomic_file.h"
 #include "common/check.h"
 #include "serve/api_error.h"
 #include "vision/image.h"
+#include "vision/probe.h"
 
 namespace refract::serve {
 
-std::vector<vision::Preprocessed> load_request_images(ChatRequest& req, const vision::PreprocessConfig& cfg) {
+std::string data_url_bytes(const std::string& url, const std::string& param) {
+  static const auto table = [] {
+    std::array<int8_t, 256> t;
+    t.fill(-1);
+    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
+    t['-'] = 62;
+    t['_'] = 63;
+    return t;
+  }();
+  const size_t comma = url.find(',');
+  if (url.rfind("data:", 0) != 0 || comma == std::string::npos)
+    throw bad_request(param + ": not a base64 data URL", param);
+  std::string out;
+  out.reserve((url.size() - comma) / 4 * 3 + 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = comma + 1; i < url.size(); ++i) {
+    const auto c = static_cast<uint8_t>(url[i]);
+    if (c == '=') break;
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    const int v = table[c];
+    if (v < 0)
+      throw bad_request(param + ": invalid base64 character at offset " + std::to_string(i - comma - 1), param);
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::vector<vision::Preprocessed> load_request_images(ChatRequest& req, const vision::PreprocessConfig& cfg,
+                                                      const MediaLimits& limits) {
   std::vector<vision::Preprocessed> out;
   out.reserve(req.image_urls.size());
   for (size_t i = 0; i < req.image_urls.size(); ++i) {
     const std::string& url = req.image_urls[i];
     const std::string param = i < req.image_params.size() ? req.image_params[i] : "messages";
+    const std::string bytes = url.rfind("data:", 0) == 0
+                                  ? data_url_bytes(url, param)
+                                  : read_local_media(url, limits.allowed_local_media_path, limits.max_file_bytes, param);
+    // The decompression-bomb check: the header's size, before any pixel is allocated.
+    const std::optional<vision::ImageSize> size = vision::probe_image_size(bytes);
+    if (!size || size->width <= 0 || size->height <= 0)
+      throw bad_request(param + ": cannot use this image: not a PNG, JPEG, WebP or BMP with a readable size", param);
+    if (size->width * size->height > limits.max_image_pixels)
+      throw bad_request(param + ": the image is " + std::to_string(size->width) + "x" + std::to_string(size->height) +
+                            " pixels; this server decodes at most " + std::to_string(limits.max_image_pixels) +
+                            " pixels (max_image_pixels)",
+                        param);
     try {
-      const vision::Image image =
-          url.rfind("data:", 0) == 0 ? vision::decode_data_url(url) : vision::decode_image_file(url);
+      const vision::Image image = vision::decode_image_bytes(bytes, "image");
       out.push_back(vision::preprocess_image(image, cfg));
     } catch (const Error& e) {
-      throw bad_request(param + ": cannot use this image: " + e.what(), param);
+      throw bad_request(param + ": cannot use this image: " + client_text(e.what()), param);
     }
   }
   for (text::Message& m : req.messages) {

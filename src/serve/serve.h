@@ -2,8 +2,9 @@
 //   GET  /health               -> {"status": "ok"}
 //   GET  /v1/models            -> the served model
 //   POST /v1/chat/completions  -> OpenAI chat.completion (text + image_url content parts)
-// Requests are validated (400 + OpenAI error JSON naming the field) and then run one
-// generation at a time.
+// Safe by default: loopback only, no local files, every size bounded (docs/serve.md). Requests
+// are validated and their images decoded concurrently (400 / 413 + OpenAI error JSON naming the
+// field), then run one generation at a time behind a bounded queue.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,8 +25,16 @@ struct ServeSettings : model::ModelSettings {
   int64_t max_completion_length = 512;  // default and upper bound of max_tokens (TRL name)
   int64_t max_num_completions = 16;     // upper bound of n
   int64_t max_images = 8;               // per request
-  int64_t max_body_mb = 32;             // request body limit
-  bool allow_local_files = true;        // image_url may name a local file
+  int64_t max_body_mb = 32;             // request body limit (Content-Length and chunked alike)
+  int64_t max_model_len = 8192;         // prompt tokens (images expanded) + max_tokens (vLLM name)
+  int64_t max_image_pixels = 4096 * 4096;  // decoded width * height, checked on the header
+  std::string allowed_local_media_path; // image files allowed under this directory only ("" = none)
+  std::string api_key;                  // Bearer key for /v1/* ("" = env REFRACT_API_KEY, else none)
+  bool allow_unauthenticated = false;   // a non-loopback host without api_key starts only with this
+  int64_t max_queued_requests = 8;      // requests admitted at once (decoding, waiting, generating)
+  double request_timeout = 300;         // seconds from arrival to the end of generation
+  int64_t read_timeout = 30;            // seconds a connection may stay silent (read / write)
+  int64_t max_connections = 64;         // connections served at once (worker threads)
 };
 void declare(Options& o, ServeSettings& s);
 

@@ -84,6 +84,7 @@ class ServerProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& error() const { return error_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/check.h"
 #include "serve/api_error.h"
 #include "serve/chat_request.h"
 #include "serve/chat_response.h"
@@ -13,6 +14,7 @@
 #include "vision/preprocessor_config.h"
 #include "test_util.h"
 #include "vision/preprocess.h"
+#include "vision/probe.h"
 
 namespace refract::serve {
 namespace {
@@ -111,7 +113,7 @@ std::vector<BadCase> bad_cases() {
       {"image_missing_file",
        with_messages(
            R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/nonexistent/x.png"}}]}])"),
-       "messages[0].content[0].image_url.url", "does not exist"},
+       "messages[0].content[0].image_url.url", "local image files are disabled"},
       {"image_empty_url",
        with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}])"),
        "messages[0].content[0].image_url.url", "is empty"},
@@ -147,7 +149,6 @@ std::vector<BadCase> bad_cases() {
       {"presence_penalty", with_fields(R"("presence_penalty": 0.5)"), "presence_penalty", "not supported"},
       {"logprobs_true", with_fields(R"("logprobs": true)"), "logprobs", "not supported"},
       {"model_number", std::string(R"({"model": 3, "messages": [)") + kTextMsg + "]}", "model", "model must be a string"},
-      {"too_large", with_fields(R"("user": ")" + std::string(5000, 'x') + "\""), "", "the limit is 4096"},
   };
 }
 
@@ -199,7 +200,9 @@ TEST(ServeChatRequest, ParsesAFullRequest) {
       {"presence_penalty", 0},
       {"frequency_penalty", nullptr},
       {"user", "u1"}};
-  const ChatRequest r = parse_chat_request(body.dump(), test_limits());
+  RequestLimits limits = test_limits();
+  limits.allowed_local_media_path = canonical_media_dir(dir.path.string());
+  const ChatRequest r = parse_chat_request(body.dump(), limits);
   EXPECT_EQ(r.model, "tiny");
   ASSERT_EQ(r.messages.size(), 4u);
   EXPECT_EQ(r.messages[0].role, "system");  // developer -> system
@@ -210,7 +213,7 @@ TEST(ServeChatRequest, ParsesAFullRequest) {
   EXPECT_EQ(r.messages[1].content[3].image_index, 1);
   ASSERT_EQ(r.image_urls.size(), 2u);
   EXPECT_EQ(r.image_urls[0], kPng);
-  EXPECT_EQ(r.image_urls[1], png_path);  // file:// stripped
+  EXPECT_EQ(r.image_urls[1], limits.allowed_local_media_path + "/a.png");  // file:// stripped, canonical
   EXPECT_EQ(r.image_params[1], "messages[1].content[3].image_url.url");
   EXPECT_EQ(r.messages[2].role, "assistant");
   EXPECT_DOUBLE_EQ(r.temperature, 0.7);
@@ -238,22 +241,113 @@ TEST(ServeChatRequest, DefaultsAndNulls) {
   EXPECT_TRUE(r.stop.empty());
 }
 
-TEST(ServeChatRequest, LocalFilesCanBeDisabled) {
-  TempDir dir("nolocal");
-  const std::string png_path = dir.file("a.png");
-  vision::write_png(png_path, testing::noise_image(30, 30, 1));
+// Local files: none by default; with allowed_local_media_path only files whose real path lies
+// under it, and one message for every refusal (it never tells whether a path exists).
+TEST(ServeChatRequest, LocalFilesOnlyUnderTheAllowedDirectory) {
+  TempDir dir("local"), outside("outside");
+  std::filesystem::create_directories(dir.path / "media" / "sub");
+  const std::string media = canonical_media_dir((dir.path / "media").string());
+  vision::write_png(media + "/sub/a.png", testing::noise_image(30, 30, 1));
+  vision::write_png(outside.file("secret.png"), testing::noise_image(30, 30, 1));
+  std::filesystem::create_symlink(outside.file("secret.png"), media + "/escape.png");
+  std::filesystem::create_symlink("sub/a.png", media + "/inside_link.png");
+  auto body = [](const std::string& url) {
+    return with_messages(R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ")" + url +
+                         R"("}}]}])");
+  };
   RequestLimits limits = test_limits();
-  const std::string body = with_messages(
-      R"([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ")" + png_path + R"("}}]}])");
-  EXPECT_NO_THROW(parse_chat_request(body, limits));
-  limits.allow_local_files = false;
-  try {
-    parse_chat_request(body, limits);
+  try {  // default: no local files at all
+    parse_chat_request(body(media + "/sub/a.png"), limits);
     ADD_FAILURE() << "accepted";
   } catch (const ApiError& e) {
     EXPECT_EQ(e.param, "messages[0].content[0].image_url.url");
     EXPECT_NE(std::string(e.what()).find("disabled"), std::string::npos);
   }
+  limits.allowed_local_media_path = media;
+  EXPECT_EQ(parse_chat_request(body(media + "/sub/a.png"), limits).image_urls[0], media + "/sub/a.png");
+  EXPECT_EQ(parse_chat_request(body("file://" + media + "/sub/a.png"), limits).image_urls[0], media + "/sub/a.png");
+  EXPECT_EQ(parse_chat_request(body("file://localhost" + media + "/sub/%61.png"), limits).image_urls[0],
+            media + "/sub/a.png");
+  EXPECT_EQ(parse_chat_request(body("sub/a.png"), limits).image_urls[0], media + "/sub/a.png");  // relative to it
+  EXPECT_EQ(parse_chat_request(body("inside_link.png"), limits).image_urls[0], media + "/sub/a.png");
+  std::string refusal;
+  for (const std::string& url :
+       {outside.file("secret.png"), media + "/escape.png", media + "/../../" + outside.path.filename().string() + "/secret.png",
+        "file://" + outside.file("secret.png"), media + "/missing.png", std::string("/etc/shadow"),
+        std::string("/nonexistent/x.png"), media, media + "/sub", std::string("file:relative.png"), std::string("../x")}) {
+    SCOPED_TRACE(url);
+    try {
+      parse_chat_request(body(url), limits);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, "messages[0].content[0].image_url.url");
+      if (refusal.empty()) refusal = e.what();
+      EXPECT_EQ(std::string(e.what()), refusal) << "every refusal must read the same";
+    }
+  }
+  EXPECT_EQ(refusal.find("exist"), std::string::npos) << refusal;
+  // read_local_media re-checks at open time: a symlink swapped in after parsing cannot escape.
+  EXPECT_EQ(read_local_media(media + "/sub/a.png", media, 1 << 20, "p"), read_file(media + "/sub/a.png"));
+  EXPECT_THROW(read_local_media(media + "/escape.png", media, 1 << 20, "p"), ApiError);
+  try {
+    read_local_media(media + "/sub/a.png", media, 10, "p");
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 413);
+  }
+  EXPECT_THROW(canonical_media_dir(dir.file("nope")), refract::Error);
+}
+
+TEST(ServeChatRequest, JsonLimitsAndNumberOverflowAre400s) {
+  RequestLimits limits = test_limits();
+  limits.max_body_bytes = 1 << 20;
+  for (const std::string& body :
+       {with_fields(R"("temperature": 1e400)"), with_fields(R"("seed": 99999999999999999999999999)"),
+        with_fields(R"("max_tokens": -1e400)"), std::string(100, '[') + std::string(100, ']'),
+        "[" + [] {
+          std::string s = "0";
+          for (int i = 0; i < 200000; ++i) s += ",0";
+          return s;
+        }() + "]"}) {
+    SCOPED_TRACE(body.substr(0, 80));
+    try {
+      parse_chat_request(body, limits);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << e.what();
+    }
+  }
+  limits.max_body_bytes = 10;
+  try {
+    parse_chat_request(with_fields(""), limits);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 413);
+  }
+}
+
+TEST(ServeChatRequest, UnknownModelIs404ModelNotFound) {
+  RequestLimits limits = test_limits();
+  limits.served_model_name = "m";
+  EXPECT_NO_THROW(parse_chat_request(with_fields(""), limits));  // with_fields names "m"
+  EXPECT_NO_THROW(parse_chat_request(R"({"messages": [{"role": "user", "content": "x"}]})", limits));
+  try {
+    parse_chat_request(R"({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})", limits);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 404);
+    EXPECT_EQ(e.param, "model");
+    const json j = json::parse(error_body(e));
+    EXPECT_EQ(j["error"]["code"], "model_not_found");
+    EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  }
+}
+
+TEST(ServeChatRequest, ClientTextDropsSourceLocations) {
+  EXPECT_EQ(client_text("[/work/main/src/vision/decode_png.cpp:42] image: bad CRC"), "image: bad CRC");
+  EXPECT_EQ(client_text("a [x] b [src/a.cpp:7] c"), "a [x] b c");
+  EXPECT_EQ(client_text("no location"), "no location");
 }
 
 TEST(ServeChatRequest, RemoteUrlClassification) {
@@ -304,8 +398,11 @@ TEST(ServeRequestImages, DecodesDataUrlsAndFilesAndFillsImageTokens) {
                           {{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}};
   RequestLimits limits = test_limits();
   limits.max_body_bytes = 1 << 20;
+  limits.allowed_local_media_path = canonical_media_dir(dir.path.string());
   ChatRequest r = parse_chat_request(body.dump(), limits);
-  const auto images = load_request_images(r, vision::PreprocessConfig{});
+  MediaLimits media;
+  media.allowed_local_media_path = limits.allowed_local_media_path;
+  const auto images = load_request_images(r, vision::PreprocessConfig{}, media);
   ASSERT_EQ(images.size(), 2u);
   EXPECT_EQ(images[0].grid_thw, (std::array<int64_t, 3>{1, 4, 6}));
   EXPECT_EQ(images[1].grid_thw, (std::array<int64_t, 3>{1, 4, 8}));
@@ -319,18 +416,28 @@ TEST(ServeRequestImages, UndecodableOrRejectedImagesAre400s) {
   vision::write_png(dir.file("tiny.png"), testing::noise_image(10, 40, 4));  // < 28 px: smart_resize rejects
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"data:image/png;base64," + testing::base64_encode("not a png at all"), "cannot use this image"},
-      {"data:image/png;base64,@@@@", "cannot use this image"},
+      {"data:image/png;base64,@@@@", "invalid base64 character"},
       {dir.file("tiny.png"), "cannot use this image"},
+      {"data:image/png;base64," + testing::base64_encode(testing::png_header(100000, 100000)), "max_image_pixels"},
+      {"data:image/jpeg;base64," + testing::base64_encode(testing::jpeg_header(60000, 60000)), "max_image_pixels"},
+      {"data:image/webp;base64," + testing::base64_encode(testing::webp_vp8x_header(100000, 100000)), "max_image_pixels"},
+      {"data:image/webp;base64," + testing::base64_encode(testing::webp_vp8l_header(16384, 16384)), "max_image_pixels"},
+      {"data:image/bmp;base64," + testing::base64_encode(testing::bmp_header(100000, -100000)), "max_image_pixels"},
   };
+  RequestLimits limits = test_limits();
+  limits.max_body_bytes = 1 << 20;
+  limits.allowed_local_media_path = canonical_media_dir(dir.path.string());
+  MediaLimits media;
+  media.allowed_local_media_path = limits.allowed_local_media_path;
   for (const auto& [url, msg] : cases) {
     SCOPED_TRACE(url);
     const json body = {{"messages",
                         {{{"role", "user"},
                           {"content",
                            {{{"type", "text"}, {"text", "x"}}, {{"type", "image_url"}, {"image_url", {{"url", url}}}}}}}}}};
-    ChatRequest r = parse_chat_request(body.dump(), test_limits());
+    ChatRequest r = parse_chat_request(body.dump(), limits);
     try {
-      load_request_images(r, vision::PreprocessConfig{});
+      load_request_images(r, vision::PreprocessConfig{}, media);
       ADD_FAILURE() << "accepted";
     } catch (const ApiError& e) {
       EXPECT_EQ(e.status, 400);
@@ -338,6 +445,40 @@ TEST(ServeRequestImages, UndecodableOrRejectedImagesAre400s) {
       EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
     }
   }
+}
+
+// The header probe reads the stored size of every format the decoders accept, and the declared
+// size of the bomb headers (without decoding them).
+TEST(ServeRequestImages, ProbeReadsHeaderSizes) {
+  const std::string images = std::string(REFRACT_FIXTURES_DIR) + "/image_preprocess/images/";
+  for (const auto& [file, w, h] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
+           {"p01_rgb_w30_h31.png", 30, 31}, {"p04_pal_trns_w1000_h333.png", 1000, 333},
+           {"p07_rgb_q90_w1023_h767.jpg", 1023, 767}, {"p08_gray_q90_w501_h377.jpg", 501, 377},
+           {"p13_rgb_q90_w4000_h3000.jpg", 4000, 3000}, {"p10_bmp_w28_h28.bmp", 28, 28},
+           {"p11_webp_w448_h336.webp", 448, 336}}) {
+    SCOPED_TRACE(file);
+    const std::string bytes = read_file(images + file);
+    const auto size = vision::probe_image_size(bytes);
+    ASSERT_TRUE(size.has_value());
+    const vision::Image decoded = vision::decode_image_bytes(bytes, file);  // agrees with the decoder
+    EXPECT_EQ(size->width * size->height, decoded.width * decoded.height);
+    EXPECT_EQ(size->width, w);
+    EXPECT_EQ(size->height, h);
+  }
+  auto probe = [](const std::string& b) { return vision::probe_image_size(b).value_or(vision::ImageSize{-1, -1}); };
+  EXPECT_EQ(probe(testing::png_header(100000, 70000)).width, 100000);
+  EXPECT_EQ(probe(testing::png_header(100000, 70000)).height, 70000);
+  EXPECT_EQ(probe(testing::jpeg_header(65000, 64000)).width, 65000);
+  EXPECT_EQ(probe(testing::jpeg_header(65000, 64000)).height, 64000);
+  EXPECT_EQ(probe(testing::webp_vp8x_header(1 << 24, 3)).width, 1 << 24);
+  EXPECT_EQ(probe(testing::webp_vp8l_header(16384, 200)).height, 200);
+  EXPECT_EQ(probe(testing::bmp_header(5000, -7000)).height, 7000);
+  // Truncated or foreign bytes: no size (the server refuses them).
+  const std::string png = testing::png_header(10, 10);
+  for (size_t n = 0; n < 24; ++n) EXPECT_FALSE(vision::probe_image_size(png.substr(0, n)).has_value()) << n;
+  const std::string jpg = testing::jpeg_header(10, 10);
+  for (size_t n = 0; n < 11; ++n) EXPECT_FALSE(vision::probe_image_size(jpg.substr(0, n)).has_value()) << n;
+  EXPECT_FALSE(vision::probe_image_size("GIF89a....").has_value());
 }
 
 TEST(ServeRequestImages, PreprocessorConfigOverridesDefaults) {

@@ -177,7 +177,7 @@ TEST_F(ServeEndToEnd, BadRequestsGetOpenAIErrorsAndTheServerSurvives) {
       {R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]})",
        400, "messages[0].content[0].image_url.url"},
       {R"({"messages": [{"role": "robot", "content": "hi"}]})", 400, "messages[0].role"},
-      {std::string(R"({"messages": [{"role": "user", "content": ")") + std::string(1100000, 'a') + "\"}]}", 400, ""},
+      {std::string(R"({"messages": [{"role": "user", "content": ")") + std::string(1100000, 'a') + "\"}]}", 413, ""},
   };
   for (const Case& k : cases) {
     SCOPED_TRACE(k.body.substr(0, 120));
