@@ -229,6 +229,7 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
     const int64_t len = cache.length();
     torch::Tensor mask = batch.attention_mask.defined() ? batch.attention_mask.narrow(1, 0, len + 1)
                                                         : torch::Tensor();
+    if (options.before_step) options.before_step();
     logits = model.forward_decode(next_ids.view({-1, 1}).to(device), mask, cache.rope_deltas(), cache);
     ++result.stats.decode_steps;
     result.stats.decoded_rows += next_ids.size(0);

@@ -67,6 +67,9 @@ struct GenerateOptions {
   // Compact the batch once finished rows reach this fraction of it (1 = never).
   double compact_fraction = 0.25;
   bool record_step_logits = false;  // tests / debugging: keep every step's raw logits
+  // Called before every decode step (not before the prefill). It may throw to abandon the
+  // generation, e.g. when a server's client has gone away or its deadline has passed.
+  std::function<void()> before_step;
 };
 
 // Generates completions. Runs under NoGradGuard on the model's device and dtype; does not

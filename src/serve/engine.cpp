@@ -18,10 +18,6 @@ namespace {
 
 std::vector<int32_t> to_int32(const std::vector<int64_t>& ids) { return {ids.begin(), ids.end()}; }
 
-// generate() has no per-step hook yet; its stop-string check calls GenerateOptions::decode at
-// every decode step, so a stop string no text contains turns that call into the hook.
-const std::string kCancelProbe = std::string("\x01\x02refract:cancel-probe\x02\x01");
-
 }  // namespace
 
 struct PreparedChat {
@@ -101,13 +97,11 @@ ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& c
   gen.pad_token_id = m.opened.pad_token_id;
   generate::GenerateOptions options;
   options.decode = [&](const std::vector<int64_t>& ids) { return tok.decode(to_int32(ids)); };
-  if (cancelled) {
-    gen.stop_strings.push_back(kCancelProbe);
-    options.decode = [&](const std::vector<int64_t>& ids) {
+  // A client that went away, or a passed deadline, stops the work at the next decode step.
+  if (cancelled)
+    options.before_step = [&] {
       if (cancelled()) throw Cancelled();
-      return tok.decode(to_int32(ids));
     };
-  }
 
   const generate::GenerationResult result = generate::generate(*m.opened.model, {p.prompt}, gen, options);
 

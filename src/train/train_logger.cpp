@@ -95,7 +95,9 @@ void TrainLogger::write_entry(const nlohmann::json& entry) {
   if (tb_->writer) {
     const int64_t step = entry["step"].get<int64_t>();
     for (const auto& [k, v] : entry.items())
-      if (k != "step" && v.is_number()) tb_->writer->add_scalar("train/" + k, v.get<double>(), step);
+      // HF's tags: train/<metric>, and eval/<metric> for held-out evaluation.
+      if (k != "step" && v.is_number())
+        tb_->writer->add_scalar(k.rfind("eval/", 0) == 0 ? k : "train/" + k, v.get<double>(), step);
     tb_->writer->flush();
   }
 #endif

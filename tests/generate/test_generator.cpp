@@ -245,6 +245,26 @@ TEST(Generate, StopStringEndsCompletion) {
   EXPECT_EQ(r.completions[0].ids, std::vector<int64_t>(ids.begin(), ids.begin() + 3));
 }
 
+// The per-step hook runs once before each decode forward, and an exception it throws ends the
+// generation (how the server abandons a request whose client went away).
+TEST(Generate, BeforeStepRunsEachDecodeStepAndCanAbandon) {
+  const auto& f = fixture("A");
+  int64_t calls = 0;
+  GenerateOptions counting;
+  counting.before_step = [&] { ++calls; };
+  auto r = generate(tiny_model(), {f.prompt}, greedy(8), counting);
+  EXPECT_EQ(calls, r.stats.decode_steps);
+  EXPECT_GT(calls, 0);
+  struct Abandoned {};
+  int64_t seen = 0;
+  GenerateOptions abandon;
+  abandon.before_step = [&] {
+    if (++seen == 3) throw Abandoned();
+  };
+  EXPECT_THROW(generate(tiny_model(), {f.prompt}, greedy(8), abandon), Abandoned);
+  EXPECT_EQ(seen, 3);
+}
+
 TEST(PadCompletions, RightPadsWithMask) {
   Completion a, b;
   a.ids = {5, 6, 7};
