@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates the project-local Python environment .venv/ with pinned releases of torch,
+# Creates the project-local Python environment .venv/ with pinned releases of torch, pycocotools,
 # transformers, peft, safetensors and numpy. It serves the interoperability tests
 # (tests/interop/, skipped when it is absent) and provides libtorch 2.x
 # (.venv/lib/python3*/site-packages/torch) for a CUDA build.
@@ -17,6 +17,7 @@ PINS=(
   peft==0.21.2
   safetensors==0.8.0
   numpy==2.4.6
+  pycocotools==2.0.11
 )
 
 PYTHON=${PYTHON:-python3}

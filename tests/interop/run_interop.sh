@@ -13,7 +13,7 @@ if [ ! -x "$py" ]; then
   echo "  $py does not exist: run 'bash scripts/setup_python.sh' or set REFRACT_PYTHON."
   exit 77
 fi
-if ! err=$("$py" -c 'import numpy, safetensors, torch, transformers, peft' 2>&1); then
+if ! err=$("$py" -c 'import numpy, safetensors, torch, transformers, peft, pycocotools' 2>&1); then
   echo "SKIPPED: $py lacks a package of the interop tests (run 'bash scripts/setup_python.sh'):"
   echo "$err" | tail -1
   exit 77
