@@ -365,8 +365,12 @@ void run_serve(const ServeSettings& settings) {
   std::signal(SIGPIPE, SIG_IGN);
   std::atomic<bool> done{false};
   std::thread watcher([&] {
-    while (!done && !g_stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    server.stop();
+    while (!done) {
+      // Repeated until the listener returns: httplib's stop() does nothing if it runs before
+      // listen_after_bind() has started, and a signal can arrive in that window.
+      if (g_stop_requested) server.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   });
   // stdout, one line, flushed: scripts and tests wait for it (and read the port when --port 0).
   std::printf("refract serve: listening on http://%s:%d (model %s)\n", s.host.c_str(), port, name.c_str());
