@@ -184,7 +184,7 @@ void validate_dataset(Dataset& d, const ValidateOptions& opts) {
     const std::string file = file_of(d.samples[i].source);
     FileReport* r = by_file.count(file) ? by_file[file] : nullptr;
     if (!r) {
-      d.reports.push_back(FileReport{file, 0, 0, {}});
+      d.reports.push_back(FileReport{file, 0, 0, {}, {}});
       r = &d.reports.back();
       by_file.clear();
       for (auto& x : d.reports) by_file[x.file] = &x;

@@ -1,6 +1,5 @@
 #include "serve/request_images.h"
 
-#include <array>
 
 #include "common/check.h"
 #include "serve/api_error.h"
@@ -10,37 +9,14 @@
 namespace refract::serve {
 
 std::string data_url_bytes(const std::string& url, const std::string& param) {
-  static const auto table = [] {
-    std::array<int8_t, 256> t;
-    t.fill(-1);
-    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
-    t['-'] = 62;
-    t['_'] = 63;
-    return t;
-  }();
   const size_t comma = url.find(',');
   if (url.rfind("data:", 0) != 0 || comma == std::string::npos)
     throw bad_request(param + ": not a base64 data URL", param);
-  std::string out;
-  out.reserve((url.size() - comma) / 4 * 3 + 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = comma + 1; i < url.size(); ++i) {
-    const auto c = static_cast<uint8_t>(url[i]);
-    if (c == '=') break;
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    const int v = table[c];
-    if (v < 0)
-      throw bad_request(param + ": invalid base64 character at offset " + std::to_string(i - comma - 1), param);
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
+  try {
+    return vision::base64_decode(std::string_view(url).substr(comma + 1), param);
+  } catch (const Error& e) {
+    throw bad_request(client_text(e.what()), param);
   }
-  return out;
 }
 
 std::vector<vision::Preprocessed> load_request_images(ChatRequest& req, const vision::PreprocessConfig& cfg,

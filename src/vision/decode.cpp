@@ -15,36 +15,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && std::memcmp(s.data(), prefix.data(), prefix.size()) == 0;
 }
 
-// Standard and URL-safe alphabets; whitespace skipped; '=' padding optional.
-std::string base64_decode(std::string_view in, const std::string& name) {
-  static const auto table = [] {
-    std::array<int8_t, 256> t;
-    t.fill(-1);
-    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
-    t['-'] = 62;
-    t['_'] = 63;
-    return t;
-  }();
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    const auto c = static_cast<uint8_t>(in[i]);
-    if (c == '=') break;
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    const int v = table[c];
-    REFRACT_CHECK(v >= 0) << name << ": invalid base64 character at offset " << i;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -102,6 +72,36 @@ Image decode_image_file(const std::string& path) { return decode_image_file(path
 Image decode_image_file(const std::string& path, const DecodeOptions& options) {
   const std::string bytes = read_file(path);
   return decode_image_bytes(bytes, path, options);
+}
+
+std::string base64_decode(std::string_view in, const std::string& name) {
+  static const auto table = [] {
+    std::array<int8_t, 256> t;
+    t.fill(-1);
+    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(a[i])] = static_cast<int8_t>(i);
+    t['-'] = 62;
+    t['_'] = 63;
+    return t;
+  }();
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<uint8_t>(in[i]);
+    if (c == '=') break;
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    const int v = table[c];
+    REFRACT_CHECK(v >= 0) << name << ": invalid base64 character at offset " << i;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
 }
 
 Image decode_data_url(std::string_view url) {

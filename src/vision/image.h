@@ -37,6 +37,9 @@ Image decode_image_bytes(std::string_view bytes, const std::string& name,
                          const DecodeOptions& options);
 // Decodes "data:image/png;base64,..." URLs.
 Image decode_data_url(std::string_view url);
+// Base64 (standard and URL-safe alphabets; whitespace skipped; '=' padding optional). An invalid
+// character is a refract::Error "<name>: invalid base64 character at offset N".
+std::string base64_decode(std::string_view in, const std::string& name);
 
 // Writes an 8-bit RGB PNG (atomic). Used by the shapes world and tests.
 void write_png(const std::string& path, const Image& image);
