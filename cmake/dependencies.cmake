@@ -37,3 +37,11 @@ foreach(dir ${TORCH_INCLUDE_DIRS})
     message(STATUS "libtorch ships {fmt}: Debian's fmt (${fmt_dir}) goes first")
   endif()
 endforeach()
+
+# A libtorch built with CUDA (the wheel's) brings libc10_cuda; code that reports or uses CUDA
+# directly (refract env's device list) compiles only then, against the toolkit's headers.
+if(C10_CUDA_LIBRARY)
+  set(REFRACT_WITH_CUDA ON)
+  find_package(CUDAToolkit QUIET)
+  message(STATUS "libtorch has CUDA (${C10_CUDA_LIBRARY}); CUDA toolkit ${CUDAToolkit_VERSION}")
+endif()

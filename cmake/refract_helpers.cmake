@@ -26,6 +26,7 @@ function(refract_test name)
   cmake_parse_arguments(ARG "TORCH" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)  # test_device.h
   target_compile_definitions(${name} PRIVATE
     REFRACT_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/tests/fixtures"
     REFRACT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"

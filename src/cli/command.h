@@ -20,5 +20,6 @@ void add_data_command(CLI::App& app);
 void add_model_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
+void add_env_command(CLI::App& app);
 void add_completion_command(CLI::App& app);  // walks `app`: register it last
 }  // namespace refract::cli

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   add_model_command(app);
   add_tokenize_command(app);
   add_preprocess_command(app);
+  add_env_command(app);
   add_completion_command(app);
   try {
     app.parse(argc, argv);

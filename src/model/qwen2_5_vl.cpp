@@ -215,6 +215,11 @@ torch::Tensor Qwen2_5_VLImpl::compute_logits(const torch::Tensor& hidden_states)
   return torch::nn::functional::linear(hidden_states, language_model->embed_tokens->weight);
 }
 
+void Qwen2_5_VLImpl::set_gradient_checkpointing(bool on) {
+  visual->gradient_checkpointing = on;
+  language_model->gradient_checkpointing = on;
+}
+
 KVCache Qwen2_5_VLImpl::make_cache(int64_t batch_size, int64_t capacity) const {
   return KVCache(config_, batch_size, capacity, device(), dtype());
 }

@@ -85,6 +85,9 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
 
   // hidden [.., H] -> logits [.., V] (lm_head, or embed_tokens when tied).
   torch::Tensor compute_logits(const torch::Tensor& hidden_states);
+  // HF gradient_checkpointing_enable(): decoder layers and vision blocks recompute their
+  // activations in backward (training forwards without a KV cache; model/recompute.h).
+  void set_gradient_checkpointing(bool on);
   // A cache sized for this model (dtype and device of the weights).
   KVCache make_cache(int64_t batch_size, int64_t capacity) const;
 

@@ -4,6 +4,8 @@
 #include <limits>
 
 #include "common/check.h"
+#include "model/attention.h"
+#include "model/recompute.h"
 
 namespace refract::model {
 
@@ -34,18 +36,7 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const torch::T
       v = kv.second;
     }
   }
-  // GQA: query head h uses kv head h / rep (ref: repeat_kv). Instead of copying K/V rep times,
-  // the rep query heads of a kv head are stacked along the query axis: [B, kv, rep*S, hd]
-  // against [B, kv, L, hd] (cache views stay views; the decode step copies nothing).
-  const int64_t rep = num_heads / num_kv_heads;
-  const int64_t l = k.size(2);
-  auto qg = q.reshape({b, num_kv_heads, rep * s, head_dim});
-  auto scores = torch::matmul(qg, k.transpose(2, 3)).view({b, num_heads, s, l}).to(torch::kFloat32) *
-                (1.0 / std::sqrt(static_cast<double>(head_dim)));
-  if (mask.defined()) scores = scores + mask;
-  // ref: eager_attention_forward: softmax in float32, then back to the query dtype
-  auto probs = torch::softmax(scores, -1).to(q.scalar_type()).view({b, num_kv_heads, rep * s, l});
-  auto out = torch::matmul(probs, v).view({b, num_heads, s, head_dim}).transpose(1, 2).reshape({b, s, num_heads * head_dim});
+  auto out = attention(q, k, v, mask).transpose(1, 2).reshape({b, s, num_heads * head_dim});
   return o_proj->forward(out);
 }
 
@@ -132,7 +123,13 @@ torch::Tensor Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const 
 
   auto h = inputs_embeds;
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = layers[i]->as<Qwen2DecoderLayerImpl>()->forward(h, cos, sin, mask, cache);
+    auto* layer = layers[i]->as<Qwen2DecoderLayerImpl>();
+    if (gradient_checkpointing && cache == nullptr) {
+      // By value: backward calls it after this function returned.
+      h = checkpointed(*layer, [layer, cos, sin, mask](const torch::Tensor& x) { return layer->forward(x, cos, sin, mask, nullptr); }, h);
+    } else {
+      h = layer->forward(h, cos, sin, mask, cache);
+    }
   }
   if (cache) cache->advance(s);
   return norm->forward(h);

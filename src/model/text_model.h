@@ -57,6 +57,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
+  bool gradient_checkpointing = false;  // recompute each layer in backward when no KV cache is used
 };
 TORCH_MODULE(Qwen2Model);
 

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "model/attention.h"
+#include "model/recompute.h"
 
 namespace refract::model {
 
@@ -53,7 +55,6 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x, const std::ve
   auto q = apply_rope_f32(qkv_out[0], cs, sn);
   auto k = apply_rope_f32(qkv_out[1], cs, sn);
   auto v = qkv_out[2];
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   std::vector<torch::Tensor> outs;
   // Segments are contiguous; consecutive segments of equal length (most windows) are batched
   // as [n_seg, heads, len, hd] so no N x N mask is ever built.
@@ -68,10 +69,7 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x, const std::ve
       return t.narrow(0, start, nseg * len).reshape({nseg, len, num_heads, head_dim}).transpose(1, 2);
     };
     auto qs = view(q), ks = view(k), vs = view(v);
-    auto scores = torch::matmul(qs, ks.transpose(-1, -2)) * scale;
-    // ref: eager vision attention: softmax in float32, then back to the query dtype
-    auto probs = torch::softmax(scores, -1, torch::kFloat32).to(qs.scalar_type());
-    auto o = torch::matmul(probs, vs).transpose(1, 2).reshape({nseg * len, num_heads * head_dim});
+    auto o = attention(qs, ks, vs, torch::Tensor()).transpose(1, 2).reshape({nseg * len, num_heads * head_dim});
     outs.push_back(o);
     i = j;
   }
@@ -185,7 +183,14 @@ torch::Tensor Qwen2_5_VisionTransformerImpl::forward(const torch::Tensor& pixel_
   for (int64_t i = 0; i < config.depth; ++i) {
     bool full = false;
     for (int64_t b : config.fullatt_block_indexes) full = full || (b == i);
-    x = blocks[i]->as<VisionBlockImpl>()->forward(x, full ? win.cu_seqlens : win.cu_window_seqlens, cos, sin);
+    auto* block = blocks[i]->as<VisionBlockImpl>();
+    const auto& cu = full ? win.cu_seqlens : win.cu_window_seqlens;
+    if (gradient_checkpointing) {
+      // By value: backward calls it after this function returned.
+      x = checkpointed(*block, [block, cu, cos, sin](const torch::Tensor& in) { return block->forward(in, cu, cos, sin); }, x);
+    } else {
+      x = block->forward(x, cu, cos, sin);
+    }
   }
   auto y = merger->forward(x);  // [N/4, out] in window order
   // Back to raster order: slot k holds unit window_index[k].

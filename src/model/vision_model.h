@@ -91,6 +91,7 @@ class Qwen2_5_VisionTransformerImpl : public torch::nn::Module {
   PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   PatchMerger merger{nullptr};
+  bool gradient_checkpointing = false;  // recompute each block in backward (model/recompute.h)
 };
 TORCH_MODULE(Qwen2_5_VisionTransformer);
 

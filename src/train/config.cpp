@@ -24,6 +24,12 @@ static void declare_base(Options& o, TrainingConfig& c) {
   o.add("adam_beta1", &c.adam_beta1, "AdamW beta1");
   o.add("adam_beta2", &c.adam_beta2, "AdamW beta2");
   o.add("adam_epsilon", &c.adam_epsilon, "AdamW epsilon");
+  o.add("gradient_checkpointing", &c.gradient_checkpointing,
+        "recompute each decoder layer's and vision block's activations in backward instead of storing "
+        "them (less memory, ~1/3 more compute)");
+  o.add("bf16", &c.bf16,
+        "bf16 mixed precision: matmuls in bf16, fp32 master weights, AdamW state, loss, log-probs, "
+        "ratios and KL");
   o.add("max_grad_norm", &c.max_grad_norm, "clip the global gradient L2 norm (<= 0: off)");
   o.add("gradient_accumulation_steps", &c.gradient_accumulation_steps,
         "micro-batches per optimizer step");

@@ -57,6 +57,9 @@ struct TrainingConfig : model::ModelSettings {
   bool freeze_vision_modules = false;        // = ms-swift freeze_vit
   bool freeze_aligner = false;               // the PatchMerger
   double max_seconds = 0.0;                  // > 0: stop (and save) after this wall time
+  // memory and precision (HF TrainingArguments names)
+  bool gradient_checkpointing = false;       // recompute decoder / vision block activations in backward
+  bool bf16 = false;                         // bf16 compute, fp32 master weights and AdamW state
   std::string coordinate_format = "absolute_resized";  // how boxes in answers are read (rewards, eval)
   // evaluation during training (HF TrainingArguments names; the core of `refract eval`)
   std::string eval_strategy = "no";          // no | steps

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "data/rng.h"
 #include "generate/generator.h"
+#include "model/autocast.h"
 #include "rewards/registry.h"
 #include "train/advantages.h"
 #include "train/grpo_loss.h"
@@ -89,6 +90,9 @@ class GrpoTrainer {
   Round generate_and_score(int64_t round_id) {
     Round r;
     auto& model = setup_.model();
+    // bf16: rollouts and the old / reference log-probs (no grad) run under autocast too; the
+    // log-probs themselves come out in fp32 (logprobs.h).
+    model::AutocastScope autocast(setup_.device(), cfg_.bf16);
     const int64_t g = cfg_.num_generations;
     std::vector<generate::PromptInput> prompts;
     std::vector<int64_t> sample_of_prompt;
@@ -311,11 +315,14 @@ class GrpoTrainer {
     pb.completion_ids = r.completion_ids.slice(0, s, e);
     pb.completion_mask = r.completion_mask.slice(0, s, e);
     // Each distinct prompt once: its G completions share one prompt forward (logprobs.h).
-    std::map<int64_t, int64_t> slot;  // prompt of the round -> prompt of the batch
+    // Checkpointed layers cannot feed a differentiable KV cache: then every row carries its
+    // own prompt (one sequence per row).
+    const bool per_row = cfg_.gradient_checkpointing;
+    std::map<int64_t, int64_t> slot;  // prompt of the round (row with per_row) -> prompt of the batch
     std::vector<const EncodedSample*> prompts;
     std::vector<torch::Tensor> embeds;
     for (int64_t i = s; i < e; ++i) {
-      const auto [it, fresh] = slot.emplace(r.prompt_of_row[i], static_cast<int64_t>(slot.size()));
+      const auto [it, fresh] = slot.emplace(per_row ? i : r.prompt_of_row[i], static_cast<int64_t>(slot.size()));
       pb.row_prompt.push_back(it->second);
       if (!fresh) continue;
       const EncodedSample& enc = setup_.cache->encode(r.sample_of_row[i], false);
@@ -323,6 +330,7 @@ class GrpoTrainer {
       prompts.push_back(&enc);
       if (use_embeds && vision_frozen_ && r.embeds[i].defined()) embeds.push_back(r.embeds[i]);
     }
+    if (per_row) pb.row_prompt.clear();
     concat_images(prompts, &pb.pixel_values, &pb.image_grid_thw);
     if (!embeds.empty()) pb.image_embeds = torch::cat(embeds), pb.pixel_values = torch::Tensor();
     return pb;
@@ -355,7 +363,11 @@ class GrpoTrainer {
       auto t_fb = Clock::now();
       PolicyBatch pb = make_batch(r, s, e);
       const bool want_entropy = true;
-      PolicyLogps lp = completion_logps(model, pb, cfg_.temperature, want_entropy);
+      PolicyLogps lp;
+      {
+        model::AutocastScope autocast(setup_.device(), cfg_.bf16);  // forward only; the loss is fp32
+        lp = completion_logps(model, pb, cfg_.temperature, want_entropy);
+      }
       GrpoLossInputs in;
       in.per_token_logps = lp.logps;
       const torch::Tensor mask = r.completion_mask.slice(0, s, e).to(setup_.device());

@@ -7,6 +7,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "model/autocast.h"
 #include "train/run.h"
 #include "train/train_loop.h"
 
@@ -71,7 +72,11 @@ class SftTrainer {
         in.pixel_values = in.pixel_values.to(setup_.device(), model.dtype());
         in.image_grid_thw = in.image_grid_thw.to(setup_.device());
       }
-      model::ModelOutput out = model.forward(in);
+      model::ModelOutput out;
+      {
+        model::AutocastScope autocast(setup_.device(), cfg_.bf16);  // forward only; the loss is fp32
+        out = model.forward(in);
+      }
       // Position t predicts token t + 1.
       torch::Tensor logits = out.logits.slice(1, 0, -1).to(torch::kFloat32);
       torch::Tensor target = in.input_ids.slice(1, 1);

@@ -18,6 +18,13 @@ TrainSetup::TrainSetup(const TrainingConfig& cfg_in, int64_t sft_max_length) {
   opened = model::open_model(cfg);  // the adapter, if any, stays separate and is what trains
   model::Qwen2_5_VLImpl& m = *opened.model;
   m.train();
+  m.set_gradient_checkpointing(cfg.gradient_checkpointing);
+  if (cfg.bf16 && m.dtype() != torch::kFloat32) {
+    // bf16 mixed precision keeps fp32 master weights (and so fp32 AdamW state); autocast makes
+    // the bf16 copies the matmuls use.
+    LOG_INFO("bf16: weights loaded as {} are trained as float32 master weights", model::torch_dtype_name(m.dtype()));
+    m.to(torch::kFloat32);
+  }
   if (cfg.freeze_vision_modules) model::freeze_vision_modules(m);
   if (cfg.freeze_aligner) model::freeze_aligner(m);
   if (opened.adapter) {

@@ -13,6 +13,7 @@
 #include "common/check.h"
 #include "io/torch_tensors.h"
 #include "model/qwen2_5_vl.h"
+#include "test_device.h"
 
 namespace refract::model::test_util {
 
@@ -32,11 +33,11 @@ inline std::map<std::string, torch::Tensor> expected(const std::string& which) {
 }
 
 inline Qwen2_5_VL tiny_model(const std::string& dtype = "float32") {
-  return load_pretrained(fixture("tiny"), torch::kCPU, dtype);
+  return load_pretrained(fixture("tiny"), refract::testing::test_device(), dtype);
 }
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+  return (a.cpu().to(torch::kFloat64) - b.cpu().to(torch::kFloat64)).abs().max().item<double>();
 }
 
 }  // namespace refract::model::test_util

@@ -12,6 +12,7 @@
 #include "data/load.h"
 #include "data/shapes/synth.h"
 #include "text/bpe_trainer.h"
+#include "test_device.h"
 #include "train/run.h"
 
 namespace refract::testing {
@@ -67,6 +68,7 @@ inline void base(Cfg& c, const std::string& out) {
   c.data.image_folders = w.images;
   c.data.question_template = "none";
   c.output_dir = out;
+  c.device = test_device_name();
   c.threads = 1;
   c.logging_steps = 1;
   c.save_steps = 2;
