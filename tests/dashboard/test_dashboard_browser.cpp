@@ -85,10 +85,14 @@ struct Group {
   json solution;
   json last_best;  // the last of the highest-reward completions (drawn on top among samples)
 };
-std::vector<Group> latest_groups(const std::string& run_dir) {
+std::vector<Group> latest_groups(const std::string& run_dir, double* rmin = nullptr, double* rmax = nullptr) {
   const auto lines = read_jsonl(run_dir + "/completions.jsonl");
   int64_t step = 0;
   for (const auto& l : lines) step = std::max<int64_t>(step, l["step"].get<int64_t>());
+  double lo = 1e300, hi = -1e300;
+  for (const auto& l : lines)
+    if (l["step"] == step) lo = std::min(lo, l["reward"].get<double>()), hi = std::max(hi, l["reward"].get<double>());
+  if (rmin) *rmin = lo, *rmax = hi;
   std::vector<Group> out;
   std::map<std::string, size_t> at;
   for (const auto& l : lines) {
@@ -214,13 +218,24 @@ TEST(DashboardRender, PngsDecodeWithTheBoxesWhereTheDataSays) {
   EXPECT_GT(curves.width, 0);
   const vision::Image grid = vision::decode_image_file(out + "/rollouts.png");
   const json layout = json::parse(read_file(out + "/rollouts.json"));
-  const auto want = latest_groups(r.dir);
+  double rmin = 0, rmax = 0;
+  const auto want = latest_groups(r.dir, &rmin, &rmax);
   ASSERT_EQ(layout["cells"].size(), std::min<size_t>(8, want.size()));
+  // The documented ramp over the step's rewards: red (220,40,40) at the lowest, yellow
+  // (230,200,40) half-way, green (40,180,60) at the highest; linear, rounded.
+  auto ramp = [&](double reward) {
+    const double t = rmax > rmin ? (reward - rmin) / (rmax - rmin) : 1.0;
+    const double a[3] = {220, 40, 40}, b[3] = {230, 200, 40}, c[3] = {40, 180, 60};
+    std::vector<int> rgb(3);
+    for (int i = 0; i < 3; ++i)
+      rgb[i] = static_cast<int>(std::lround(t < 0.5 ? a[i] + (b[i] - a[i]) * t / 0.5 : b[i] + (c[i] - b[i]) * (t - 0.5) / 0.5));
+    return rgb;
+  };
   auto pixel = [&](double x, double y) {
     const size_t i = (static_cast<size_t>(y) * grid.width + static_cast<size_t>(x)) * 3;
     return std::vector<int>{grid.rgb[i], grid.rgb[i + 1], grid.rgb[i + 2]};
   };
-  const std::vector<int> cyan = {0, 200, 255}, green = {40, 180, 60};
+  const std::vector<int> cyan = {0, 200, 255};
   // Each edge's midpoint (2 px lines on whole pixels cover the pixel at the coordinate).
   auto edge_hits = [&](double left, double top, double right, double bottom, const std::vector<int>& rgb) {
     const double mx = std::floor((left + right) / 2), my = std::floor((top + bottom) / 2);
@@ -240,15 +255,22 @@ TEST(DashboardRender, PngsDecodeWithTheBoxesWhereTheDataSays) {
       const double right = std::round(ox + b.x2 * s), bottom = std::round(oy + b.y2 * s);
       EXPECT_EQ(edge_hits(left, top, right, bottom, cyan), 4) << want[i].sample;
     }
-    // The highest-reward sample is drawn on top of the other samples, in green.
+    // The prompt's highest-reward sample is drawn on top of its other samples, in its reward's colour.
     if (!want[i].last_best.is_null()) {
       const auto b = want[i].last_best["box"].get<std::vector<double>>();
       const double left = std::round(ox + b[0] * s), top = std::round(oy + b[1] * s);
       const double right = std::round(ox + b[2] * s), bottom = std::round(oy + b[3] * s);
-      // Edges the ground truth covers are cyan; the rest must be green.
-      const int g = edge_hits(left, top, right, bottom, green), cy = edge_hits(left, top, right, bottom, cyan);
-      EXPECT_EQ(g + cy, 4) << want[i].sample << " box " << json(b).dump();
-      EXPECT_GE(g, 1) << want[i].sample;
+      const auto colour = ramp(want[i].last_best["reward"].get<double>());
+      // Edges the ground truth covers are cyan; the rest must be the sample's colour.
+      const int own = edge_hits(left, top, right, bottom, colour), cy = edge_hits(left, top, right, bottom, cyan);
+      EXPECT_EQ(own + cy, 4) << want[i].sample << " box " << json(b).dump();
+      EXPECT_GE(own, 1) << want[i].sample;
+      // and the layout file says the same
+      json last_sample;
+      for (const auto& d : c["boxes"])
+        if (d["kind"] == "sample") last_sample = d;
+      EXPECT_EQ(last_sample["box"], json({left, top, right, bottom}));
+      EXPECT_EQ(last_sample["rgb"], json(colour));
     }
   }
 }
