@@ -242,6 +242,13 @@ std::vector<std::string> render_rollouts(Dashboard& d, const std::string& dir, i
     }
     // Boxes: 2 px, not antialiased, on whole pixels; samples in ascending reward, so the best
     // is on top; the ground truth last.
+    // Boxes beyond the image (a sampled box may be) are cut at its border (+1 px for the line).
+    cairo_save(cr);
+    if (cellj.contains("image_width")) {
+      cairo_rectangle(cr, ox - 1, oy - 1, std::ceil(cellj["image_width"].get<double>() * scale) + 2,
+                      std::ceil(cellj["image_height"].get<double>() * scale) + 2);
+      cairo_clip(cr);
+    }
     cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
     cairo_set_line_width(cr, 2);
     auto draw = [&](const nlohmann::json& b, const uint8_t rgb[3], const std::string& kind) {
@@ -265,7 +272,7 @@ std::vector<std::string> render_rollouts(Dashboard& d, const std::string& dir, i
       for (const auto& b : (*c)["boxes"]) draw(b["box"], rgb, "sample"), ++boxed;
     }
     for (const auto& b : g["gt"]) draw(b["box"], kGroundTruthRgb, "gt");
-    cairo_set_antialias(cr, CAIRO_ANTIALIAS_DEFAULT);
+    cairo_restore(cr);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     std::string id = g["sample"].get<std::string>();
     if (id.size() > 30) id = id.substr(0, 30) + "...";

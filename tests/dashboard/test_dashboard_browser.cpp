@@ -236,24 +236,34 @@ TEST(DashboardRender, PngsDecodeWithTheBoxesWhereTheDataSays) {
     return std::vector<int>{grid.rgb[i], grid.rgb[i + 1], grid.rgb[i + 2]};
   };
   const std::vector<int> cyan = {0, 200, 255};
-  // Each edge's midpoint (2 px lines on whole pixels cover the pixel at the coordinate).
+  // Each edge's midpoint (2 px lines on whole pixels cover the pixel at the coordinate), counted
+  // when it lies on the drawn image (boxes are cut at its border); returns {hits, visible edges}.
+  double img_l = 0, img_t = 0, img_r = 0, img_b = 0;
   auto edge_hits = [&](double left, double top, double right, double bottom, const std::vector<int>& rgb) {
-    const double mx = std::floor((left + right) / 2), my = std::floor((top + bottom) / 2);
-    return int(pixel(mx, top) == rgb) + int(pixel(mx, bottom) == rgb) + int(pixel(left, my) == rgb) +
-           int(pixel(right, my) == rgb);
+    const double mx = std::floor((std::max(left, img_l) + std::min(right, img_r)) / 2);
+    const double my = std::floor((std::max(top, img_t) + std::min(bottom, img_b)) / 2);
+    auto on = [&](double x, double y) { return x >= img_l && x <= img_r && y >= img_t && y <= img_b; };
+    int hits = 0, visible = 0;
+    for (auto [x, y] : {std::pair{mx, top}, std::pair{mx, bottom}, std::pair{left, my}, std::pair{right, my}})
+      if (on(x, y)) ++visible, hits += pixel(x, y) == rgb;
+    return std::make_pair(hits, visible);
   };
   for (size_t i = 0; i < layout["cells"].size(); ++i) {
     const json& c = layout["cells"][i];
     ASSERT_EQ(c["sample"], want[i].sample);
     const double s = c["scale"].get<double>(), ox = c["image_x"].get<double>(), oy = c["image_y"].get<double>();
     ASSERT_GT(s, 0);
+    img_l = ox, img_t = oy;
+    img_r = ox + std::ceil(c["image_width"].get<double>() * s), img_b = oy + std::ceil(c["image_height"].get<double>() * s);
     // The ground truth, drawn last: cyan on all four edges, at solution * scale.
     const auto gt = rewards::solution_boxes(want[i].solution, "rec");
     if (!gt.empty()) {
       const auto& b = gt[0].box;
       const double left = std::round(ox + b.x1 * s), top = std::round(oy + b.y1 * s);
       const double right = std::round(ox + b.x2 * s), bottom = std::round(oy + b.y2 * s);
-      EXPECT_EQ(edge_hits(left, top, right, bottom, cyan), 4) << want[i].sample;
+      const auto [hits, visible] = edge_hits(left, top, right, bottom, cyan);
+      EXPECT_EQ(visible, 4) << want[i].sample;
+      EXPECT_EQ(hits, 4) << want[i].sample;
     }
     // The prompt's highest-reward sample is drawn on top of its other samples, in its reward's colour.
     if (!want[i].last_best.is_null()) {
@@ -262,8 +272,9 @@ TEST(DashboardRender, PngsDecodeWithTheBoxesWhereTheDataSays) {
       const double right = std::round(ox + b[2] * s), bottom = std::round(oy + b[3] * s);
       const auto colour = ramp(want[i].last_best["reward"].get<double>());
       // Edges the ground truth covers are cyan; the rest must be the sample's colour.
-      const int own = edge_hits(left, top, right, bottom, colour), cy = edge_hits(left, top, right, bottom, cyan);
-      EXPECT_EQ(own + cy, 4) << want[i].sample << " box " << json(b).dump();
+      const auto [own, visible] = edge_hits(left, top, right, bottom, colour);
+      const int cy = edge_hits(left, top, right, bottom, cyan).first;
+      EXPECT_EQ(own + cy, visible) << want[i].sample << " box " << json(b).dump();
       EXPECT_GE(own, 1) << want[i].sample;
       // and the layout file says the same
       json last_sample;
