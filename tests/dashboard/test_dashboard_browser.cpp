@@ -72,6 +72,9 @@ const BuiltRun& the_run() {
                 root + "/grpo.log");
     run_or_fail(bin + " eval" + model + data + " --max_samples 4 --threads 2 --output_dir " + r.eval_dir,
                 root + "/eval.log");
+    run_or_fail(bin + " eval --model " + r.dir + "/checkpoint-2" + data + " --max_samples 4 --threads 2 --output_dir " +
+                    r.dir + "/eval_grpo",
+                root + "/eval_grpo.log");
     return r;
   }();
   return r;
@@ -157,7 +160,7 @@ TEST(DashboardBrowser, PageShowsCurvesRolloutsAndEvaluation) {
   dashboard::testing::DashboardProcess p;
   ASSERT_TRUE(p.start({"--runs", r.dir}, root + "/dashboard.log")) << p.error();
   const std::string url = "http://127.0.0.1:" + std::to_string(p.port()) + "/";
-  const std::string dom = chromium("--dump-dom", url + "#tab=rollouts", root + "/dom.html");
+  const std::string dom = chromium("--dump-dom", url + "#tab=rollouts&a=0|eval_warm_start", root + "/dom.html");
   ASSERT_NE(dom.find("data-ready=\"1\""), std::string::npos) << "the page's scripts did not finish:\n" << dom.substr(0, 3000);
   EXPECT_EQ(dom.find("data-error"), std::string::npos);
 
@@ -196,6 +199,24 @@ TEST(DashboardBrowser, PageShowsCurvesRolloutsAndEvaluation) {
     EXPECT_EQ(count(cards[i], "class=\"box-pred\""), report["samples"][i].contains("box") ? 1 : 0);
     EXPECT_EQ(count(cards[i], "class=\"verdict hit\""), report["samples"][i]["correct"].get<bool>() ? 1 : 0);
   }
+
+  // Side by side: GRPO's checkpoint (A) against the warm start (B) on the same samples.
+  const json grpo = json::parse(read_file(r.dir + "/eval_grpo/eval.json"));
+  int a_only = 0, b_only = 0;
+  for (size_t i = 0; i < report["samples"].size(); ++i) {
+    const bool a = grpo["samples"][i]["correct"], b = report["samples"][i]["correct"];
+    a_only += a && !b, b_only += !a && b;
+  }
+  const std::string pair = chromium("--dump-dom", url + "#tab=eval&a=0|eval_grpo&b=0|eval_warm_start", root + "/pair.html");
+  const auto pairs = segments(pair, "<div class=\"evalcard\"", "id=\"tooltip\"");
+  ASSERT_EQ(pairs.size(), report["samples"].size());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    EXPECT_EQ(count(pairs[i], "class=\"side\" data-run=\"A\""), 1);
+    EXPECT_EQ(count(pairs[i], "class=\"side\" data-run=\"B\""), 1);
+    EXPECT_EQ(count(pairs[i], "<image "), 2);
+  }
+  EXPECT_NE(pair.find("A hit &amp; B miss " + std::to_string(a_only) + ", A miss &amp; B hit " + std::to_string(b_only)),
+            std::string::npos);
 
   // Screenshots, kept as artefacts.
   fs::create_directories(REFRACT_ARTIFACT_DIR);
