@@ -316,3 +316,29 @@ TEST(DashboardHttp, BadRunDirectoryStopsTheCommand) {
   EXPECT_NE(std::system(cmd.c_str()), 0);
   EXPECT_NE(read_file(log).find(w.root + "/nope does not exist"), std::string::npos) << read_file(log);
 }
+
+// While a run trains: completions.jsonl grows (read on from where the last read ended, a torn
+// last line waits), metrics.jsonl is replaced whole (read again).
+TEST(DashboardLive, FilesAreReadAgainAsTheRunWrites) {
+  const std::string dir = world().root + "/live";
+  fs::create_directories(dir);
+  auto line = [](int step, const std::string& sample) {
+    return json{{"step", step}, {"round", step}, {"sample", sample}, {"completion", "x"}, {"reward", 0.0}}.dump();
+  };
+  write_file_atomic(dir + "/metrics.jsonl", json{{"step", 1}, {"reward", 0.5}}.dump() + "\n");
+  write_file_atomic(dir + "/completions.jsonl", line(1, "a") + "\n" + line(2, "b").substr(0, 10));
+  Dashboard d(discover_runs({dir}));
+  EXPECT_EQ(d.rollouts_json(0, std::nullopt)["step"], 1);
+  {
+    std::ofstream out(dir + "/completions.jsonl", std::ios::app);
+    out << line(2, "b").substr(10) << "\n" << line(3, "c") << "\n";
+  }
+  const json r = d.rollouts_json(0, std::nullopt);
+  EXPECT_EQ(r["step"], 3);
+  EXPECT_EQ(r["steps"].size(), 3u);
+  EXPECT_EQ(d.rollouts_json(0, 2)["groups"][0]["sample"], "b");
+  EXPECT_TRUE(r["errors"].empty());
+  write_file_atomic(dir + "/metrics.jsonl", json{{"step", 1}, {"reward", 0.5}}.dump() + "\n" +
+                                                json{{"step", 2}, {"reward", 0.7}}.dump() + "\n");
+  EXPECT_EQ(d.metrics_json(0)["entries"].size(), 2u);
+}
