@@ -380,6 +380,8 @@ function init() {
   for (const id of ['ev-filter', 'ev-limit']) $(id).addEventListener('change', renderEval);
   if (p.get('smoothing') != null) $('smoothing').value = p.get('smoothing');
   if (p.get('x')) $('xaxis').value = p.get('x');
+  if (p.get('show')) $('ro-filter').value = p.get('show');
+  if (p.get('eval_show')) $('ev-filter').value = p.get('eval_show');
   showTab(p.get('tab') || 'curves');
   refresh(true).then(() => {
     // Deep links: #tab=rollouts&run=0&step=5, #tab=eval&a=0|name&b=1|name
