@@ -123,11 +123,11 @@ void run_dashboard(const DashboardSettings& s) {
                FileReply f = d.file(int_param(req, "run"), string_param(req, "path"));
                res.set_content(std::move(f.bytes), f.content_type);
              }));
-  for (const char* pattern : {".*"}) {
-    server.Post(pattern, [](const httplib::Request&, httplib::Response& res) { reply_error(res, 405, "read-only: GET only"); });
-    server.Put(pattern, [](const httplib::Request&, httplib::Response& res) { reply_error(res, 405, "read-only: GET only"); });
-    server.Delete(pattern, [](const httplib::Request&, httplib::Response& res) { reply_error(res, 405, "read-only: GET only"); });
-  }
+  auto read_only = [](const httplib::Request&, httplib::Response& res) { reply_error(res, 405, "read-only: GET only"); };
+  server.Post(".*", read_only);
+  server.Put(".*", read_only);
+  server.Patch(".*", read_only);
+  server.Delete(".*", read_only);
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) reply_error(res, res.status, res.status == 404 ? "no route " + req.path : "HTTP error");
   });
