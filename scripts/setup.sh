@@ -12,6 +12,7 @@ PACKAGES=(
   libcpp-httplib-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  libcairo2-dev chromium
 )
 
 missing=()

@@ -15,6 +15,7 @@ void add_score_command(CLI::App& app);
 void add_rewards_command(CLI::App& app);
 void add_infer_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_dashboard_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_model_command(CLI::App& app);

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   add_rewards_command(app);
   add_infer_command(app);
   add_serve_command(app);
+  add_dashboard_command(app);
   add_export_command(app);
   add_data_command(app);
   add_model_command(app);

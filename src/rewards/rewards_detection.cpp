@@ -7,6 +7,7 @@
 #include "rewards/builtin.h"
 #include "rewards/det_common.h"
 #include "rewards/hungarian.h"
+#include "rewards/predicted_boxes.h"
 
 namespace refract::rewards {
 
@@ -28,6 +29,37 @@ DetSample read_det_sample(const RewardInput& in, CoordMode coords, bool require_
     d.pred.push_back(std::move(item));
   }
   return d;
+}
+
+std::vector<DetItem> det_predicted_items(const RewardInput& in, const BoxReading& reading) {
+  return read_det_sample(in, reading.coords, reading.require_answer_tag).pred;
+}
+
+std::vector<DetItem> solution_boxes(const nlohmann::json& solution, const std::string& task) {
+  if (task == "det") return solution_items(solution);
+  if (auto b = solution_box(solution)) return {DetItem{*b, "", std::nullopt}};
+  return {};
+}
+
+std::vector<int> match_predictions(const std::vector<DetItem>& pred, const std::vector<DetItem>& gt,
+                                   double thr) {
+  std::vector<size_t> order(pred.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return pred[a].confidence.value_or(1.0) > pred[b].confidence.value_or(1.0);
+  });
+  std::vector<int> out(pred.size(), -1);
+  std::vector<char> used(gt.size(), 0);
+  for (size_t i : order) {
+    double best = thr;
+    for (size_t j = 0; j < gt.size(); ++j) {
+      if (used[j]) continue;
+      const double v = metrics::iou(pred[i].box, gt[j].box);
+      if (v > best) best = v, out[i] = static_cast<int>(j);
+    }
+    if (out[i] >= 0) used[static_cast<size_t>(out[i])] = 1;
+  }
+  return out;
 }
 
 namespace {

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "rewards/builtin.h"
+#include "rewards/predicted_boxes.h"
 #include "rewards/reward_util.h"
 
 namespace refract::rewards {
@@ -28,6 +29,21 @@ RecSettings rec_settings(const nlohmann::json& s) {
 
 // The overlap of the completion's box with the solution's; nullopt when either is missing.
 std::optional<double> rec_overlap(const RewardInput& in, const RecSettings& r, Overlap kind) {
+  const auto pred = rec_predicted_box(in, {r.coords, r.int_boxes, r.require_answer_tag});
+  auto gt = solution_box(in.solution);
+  if (!pred || !gt) return std::nullopt;
+  const Box p = *pred;
+  switch (kind) {
+    case Overlap::iou: return r.vlm_r1_iou ? metrics::iou_vlm_r1(p, *gt) : metrics::iou(p, *gt);
+    case Overlap::iou_vlm_r1: return metrics::iou_vlm_r1(p, *gt);
+    case Overlap::giou: return metrics::giou(p, *gt);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Box> rec_predicted_box(const RewardInput& in, const BoxReading& r) {
   auto answer = answer_part(in, r.require_answer_tag);
   if (!answer) return std::nullopt;
   std::optional<Box> pred;
@@ -41,18 +57,9 @@ std::optional<double> rec_overlap(const RewardInput& in, const RecSettings& r, O
       if (!tokens.empty()) pred = tokens[0].box;
     }
   }
-  auto gt = solution_box(in.solution);
-  if (!pred || !gt) return std::nullopt;
-  const Box p = to_original(*pred, first_image(in), r.coords);
-  switch (kind) {
-    case Overlap::iou: return r.vlm_r1_iou ? metrics::iou_vlm_r1(p, *gt) : metrics::iou(p, *gt);
-    case Overlap::iou_vlm_r1: return metrics::iou_vlm_r1(p, *gt);
-    case Overlap::giou: return metrics::giou(p, *gt);
-  }
-  return std::nullopt;
+  if (!pred) return std::nullopt;
+  return to_original(*pred, first_image(in), r.coords);
 }
-
-}  // namespace
 
 // Continuous IoU; a completion without a parsable box scores 0.
 // ref: VLM-R1 grpo_rec.py iou_reward (current version returns the IoU itself).

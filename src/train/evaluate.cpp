@@ -21,6 +21,16 @@ namespace fs = std::filesystem;
 
 namespace refract::train {
 
+namespace {
+// The first image of a prediction / reference line: its sizes (to map coordinates back) and its
+// path (`refract dashboard` draws on it; a data URL is not repeated).
+void add_image_fields(const rewards::ImageSize& im, nlohmann::json* line) {
+  (*line)["image"] = im.path.rfind("data:", 0) == 0 ? std::string("data:") : im.path;
+  (*line)["width"] = im.width, (*line)["height"] = im.height;
+  (*line)["resized_width"] = im.resized_width, (*line)["resized_height"] = im.resized_height;
+}
+}  // namespace
+
 std::vector<std::vector<GreedyCompletion>> generate_for_eval(const model::OpenedModel& m,
                                                              const std::vector<data::Sample>& samples,
                                                              const EvalGeneration& g) {
@@ -187,11 +197,7 @@ namespace {
 
 nlohmann::json reference_line(const data::Sample& s, const GreedyCompletion& c) {
   nlohmann::json ref = {{"id", s.id}, {"solution", s.solution}};
-  if (!c.images.empty()) {
-    const auto& im = c.images[0];
-    ref["width"] = im.width, ref["height"] = im.height;
-    ref["resized_width"] = im.resized_width, ref["resized_height"] = im.resized_height;
-  }
+  if (!c.images.empty()) add_image_fields(c.images[0], &ref);
   return ref;
 }
 
@@ -362,6 +368,7 @@ EvalResult score_completions(const EvalDataset& d, const std::vector<std::vector
   r.report["num_samples"] = n;
   r.report["rejected_samples"] = d.rejected;
   r.report["num_samples_per_prompt"] = k;
+  r.report["coordinate_format"] = st.coordinate_format;  // how boxes were read (refract dashboard)
   r.report["summary"] = summary;
   r.metrics = numbers_of(summary);
   return r;
@@ -436,8 +443,14 @@ RecEvalResult evaluate_rec(const model::OpenedModel& m, const std::vector<data::
     const double v = ious[i].value_or(0.0);
     iou_sum += v;
     hits += v > 0.5 ? 1 : 0;
-    if (!opt.predictions_path.empty())
-      preds += nlohmann::json{{"id", samples[i].id}, {"completion", inputs[i].completion}, {"iou", v}}.dump() + "\n";
+    if (!opt.predictions_path.empty()) {
+      // The image, its sizes and the solution as well, so `refract dashboard` can draw both boxes.
+      nlohmann::json line = {{"id", samples[i].id}, {"completion", inputs[i].completion}, {"iou", v},
+                             {"solution", samples[i].solution},
+                             {"coordinate_format", opt.coordinate_format}};
+      if (!inputs[i].images.empty()) add_image_fields(inputs[i].images[0], &line);
+      preds += line.dump() + "\n";
+    }
   }
   res.num_samples = static_cast<int64_t>(samples.size());
   res.acc50 = res.num_samples ? hits / res.num_samples : 0;

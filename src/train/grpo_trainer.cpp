@@ -87,7 +87,7 @@ class GrpoTrainer {
 
  private:
   // ---- generate_and_score ---------------------------------------------------------------
-  Round generate_and_score(int64_t round_id) {
+  Round generate_and_score(int64_t round_id, int64_t step) {
     Round r;
     auto& model = setup_.model();
     // bf16: rollouts and the old / reference log-probs (no grad) run under autocast too; the
@@ -207,12 +207,27 @@ class GrpoTrainer {
 
     if (cfg_.log_completions) {
       for (int64_t i = 0; i < n; ++i) {
-        nlohmann::json rec = {{"round", round_id},
-                              {"sample", setup_.samples[r.sample_of_row[i]].id},
+        const data::Sample& smp = setup_.samples[r.sample_of_row[i]];
+        // What `refract dashboard` needs to draw the completion as it was scored: the image
+        // and its sizes, the solution, how coordinates are read (docs/dashboard.md).
+        nlohmann::json images = nlohmann::json::array();
+        for (const auto& im : inputs[i].images)
+          images.push_back({{"path", im.path.rfind("data:", 0) == 0 ? std::string("data:") : im.path},
+                            {"width", im.width}, {"height", im.height},
+                            {"resized_width", im.resized_width}, {"resized_height", im.resized_height}});
+        nlohmann::json rec = {{"step", step},
+                              {"round", round_id},
+                              {"sample", smp.id},
+                              {"generation", gen.completions[i].generation_index},
                               {"prompt", inputs[i].prompt},
                               {"completion", inputs[i].completion},
+                              {"truncated", gen.completions[i].finish_reason != generate::FinishReason::kEos},
                               {"advantage", adv.advantages[i]},
-                              {"reward", adv.rewards[i]}};
+                              {"reward", adv.rewards[i]},
+                              {"task", smp.task},
+                              {"solution", smp.solution},
+                              {"images", images},
+                              {"coordinate_format", cfg_.coordinate_format}};
         for (size_t k = 0; k < reward_fns_.size(); ++k)
           rec["rewards"][cfg_.reward_funcs[k]] = per_func[i][k] ? nlohmann::json(*per_func[i][k]) : nlohmann::json();
         loop_.logger().log_completion(rec);
@@ -353,7 +368,7 @@ class GrpoTrainer {
       const int64_t round_id = micro / generate_every;
       if (!round_ || round_id_ != round_id) {
         round_.reset();
-        round_ = std::make_unique<Round>(generate_and_score(round_id));
+        round_ = std::make_unique<Round>(generate_and_score(round_id, step));
         round_id_ = round_id;
         for (const auto& [k, v] : round_->metrics) m[k] = v;
       }

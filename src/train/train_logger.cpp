@@ -81,6 +81,9 @@ void TrainLogger::log_now(int64_t global_step, double epoch,
   for (const auto& [k, v] : metrics) e[k] = v;
   e["epoch"] = epoch;
   e["step"] = global_step;
+  // Seconds since the Unix epoch (TensorBoard's event wall_time): `refract dashboard` plots
+  // against it. A resumed run's entries keep the time they were first written.
+  e["wall_time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   write_entry(e);
   if (!s_.quiet) LOG_INFO("{} | {}", progress(global_step, 0), format_metrics(metrics));
 }
@@ -96,7 +99,7 @@ void TrainLogger::write_entry(const nlohmann::json& entry) {
     const int64_t step = entry["step"].get<int64_t>();
     for (const auto& [k, v] : entry.items())
       // HF's tags: train/<metric>, and eval/<metric> for held-out evaluation.
-      if (k != "step" && v.is_number())
+      if (k != "step" && k != "wall_time" && v.is_number())
         tb_->writer->add_scalar(k.rfind("eval/", 0) == 0 ? k : "train/" + k, v.get<double>(), step);
     tb_->writer->flush();
   }

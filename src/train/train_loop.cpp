@@ -282,7 +282,7 @@ void TrainLoop::end_step(int64_t step, std::map<std::string, double> metrics, bo
   if (logged) {
     std::map<std::string, double> last;
     for (const auto& [k, v] : logger_->log_history().back().items())
-      if (v.is_number() && k != "step") last[k] = v.get<double>();
+      if (v.is_number() && k != "step" && k != "wall_time") last[k] = v.get<double>();
     LOG_INFO("{} | {}", progress, TrainLogger::format_metrics(last));
   } else {
     LOG_INFO("{}", progress);

@@ -83,7 +83,7 @@ inline nlohmann::json comparable(nlohmann::json h) {
   for (auto& e : h) {
     nlohmann::json keep = nlohmann::json::object();
     for (auto& [k, v] : e.items())
-      if (k != "step_time" && k.rfind("time/", 0) != 0) keep[k] = v;
+      if (k != "step_time" && k != "wall_time" && k.rfind("time/", 0) != 0) keep[k] = v;
     e = keep;
   }
   return h;
