@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "common/check.h"
+#include "model/autocast.h"
 #include "model/gemv.h"
 
 namespace refract::model {
@@ -36,7 +37,9 @@ void set_gemv_fast_rows(int64_t rows) { gemv_rows_setting().store(std::max<int64
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   const int64_t k = weight.size(-1);
   const int64_t rows = x.dim() >= 1 && k > 0 ? x.numel() / k : 0;
+  // Not under bf16 autocast: there linear runs in bf16 by design (model/autocast.h).
   const bool fast = rows >= 1 && rows <= gemv_fast_rows() && !torch::GradMode::is_enabled() && x.is_cpu() &&
+                    !autocast_state(torch::kCPU).enabled &&
                     x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
                     weight.dim() == 2 && weight.is_contiguous() && x.size(-1) == k &&
                     (!bias.defined() || (bias.scalar_type() == torch::kFloat32 && bias.is_contiguous()));

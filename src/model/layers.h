@@ -44,7 +44,7 @@ class RMSNormImpl : public torch::nn::Module {
 TORCH_MODULE(RMSNorm);
 
 // y = x W^T + b, the one place every Linear and the tied lm_head go through. Inference on the
-// CPU (no autograd) with at most kGemvFastRows rows of float32 takes the weight-streaming kernel
+// CPU (no autograd, no autocast) with at most gemv_fast_rows() rows of float32 takes the weight-streaming kernel
 // of model/gemv.h, output rows split across the torch threads; everything else is
 // torch::nn::functional::linear (BLAS).
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
