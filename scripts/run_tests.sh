@@ -21,6 +21,17 @@ else
     *" wheel "*) echo "run_tests: the wheel build needs .venv (REFRACT_BUILDS=debian skips it)"; exit 1 ;;
   esac
 fi
+# llama.cpp for the GGUF export test (tests/interop/test_llama_cpp_gguf.py): opt-in, because
+# building llama-cpp-python from source takes ~9 min on 2 cores (more than CI's budget allows
+# for one test); REFRACT_LLAMA_CPP=1 builds it (once: later runs find it), else it is skipped.
+if [ "${REFRACT_LLAMA_CPP:-0}" = 1 ]; then
+  llama_log=build/setup_llama_cpp.log
+  if QUIET=1 bash scripts/setup_llama_cpp.sh > "$llama_log" 2>&1; then
+    tail -1 "$llama_log"
+  else
+    echo "setup_llama_cpp: failed (see $llama_log); the llama.cpp test will be skipped"
+  fi
+fi
 failed=()
 for libtorch in $BUILDS; do
   case "$libtorch" in

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "commands/export_gguf.h"
 #include "common/check.h"
 #include "common/log.h"
 #include "common/options.h"
@@ -14,10 +15,16 @@ namespace fs = std::filesystem;
 
 void declare(Options& o, ExportSettings& s) {
   model::declare(o, static_cast<model::ModelSettings&>(s));
-  o.add("output", &s.output, "output directory for the merged model");
+  o.add("output", &s.output, "output: the merged model's directory (hf), the .gguf file (gguf)");
+  o.add("format", &s.format, "hf: merged HF-layout model; gguf: llama.cpp file of the language model")
+      .choices({"hf", "gguf"});
+  o.add("outtype", &s.outtype, "gguf: type of the 2-D weights (norms and biases stay f32)")
+      .choices({"f32", "f16", "q8_0"});
 }
 
 void run_export(const ExportSettings& s) {
+  if (s.format == "gguf") return run_export_gguf(s);
+  REFRACT_CHECK(s.format == "hf") << "format: '" << s.format << "' is not hf or gguf";
   REFRACT_CHECK(!s.adapter.empty()) << "adapter: the adapter directory is required";
   REFRACT_CHECK(!s.output.empty()) << "output: the output directory is required";
   std::error_code ec;

@@ -1,8 +1,15 @@
 #include "model/layers.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 
 #include "common/check.h"
+#include "model/autocast.h"
+#include "model/gemv.h"
 
 namespace refract::model {
 
@@ -14,9 +21,52 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
   weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(in)));
 }
 
+namespace {
+std::atomic<int64_t>& gemv_rows_setting() {
+  static std::atomic<int64_t> rows{[] {
+    const char* env = std::getenv("REFRACT_GEMV_ROWS");
+    return env != nullptr ? std::max<int64_t>(0, std::atoll(env)) : kGemvMaxRows;
+  }()};
+  return rows;
+}
+}  // namespace
+
+int64_t gemv_fast_rows() { return gemv_rows_setting().load(std::memory_order_relaxed); }
+void set_gemv_fast_rows(int64_t rows) { gemv_rows_setting().store(std::max<int64_t>(0, rows)); }
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t k = weight.size(-1);
+  const int64_t rows = x.dim() >= 1 && k > 0 ? x.numel() / k : 0;
+  // Not under bf16 autocast: there linear runs in bf16 by design (model/autocast.h).
+  const bool fast = rows >= 1 && rows <= gemv_fast_rows() && !torch::GradMode::is_enabled() && x.is_cpu() &&
+                    !autocast_state(torch::kCPU).enabled &&
+                    x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
+                    weight.dim() == 2 && weight.is_contiguous() && x.size(-1) == k &&
+                    (!bias.defined() || (bias.scalar_type() == torch::kFloat32 && bias.is_contiguous()));
+  if (!fast) {
+    return bias.defined() ? torch::nn::functional::linear(x, weight, bias) : torch::nn::functional::linear(x, weight);
+  }
+  const torch::Tensor xc = x.contiguous();
+  const int64_t n = weight.size(0);
+  std::vector<int64_t> sizes = x.sizes().vec();
+  sizes.back() = n;
+  torch::Tensor y = torch::empty(sizes, x.options());
+  const float* xp = xc.data_ptr<float>();
+  const float* wp = weight.data_ptr<float>();
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  // Each thread takes a contiguous slice of the output rows (= of W): every weight byte is read
+  // once per call, by one thread. A grain of 64 rows keeps tiny matrices on one thread.
+  at::parallel_for(0, n, /*grain_size=*/64, [&](int64_t o0, int64_t o1) {
+    for (int64_t r = 0; r < rows; r += kGemvMaxRows) {
+      gemv_rows(xp + r * k, k, std::min(kGemvMaxRows, rows - r), wp, k, bp, yp + r * n, n, o0, o1);
+    }
+  });
+  return y;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = bias.defined() ? torch::nn::functional::linear(x, weight, bias)
-                                   : torch::nn::functional::linear(x, weight);
+  torch::Tensor y = model::linear(x, weight, bias);
   if (has_lora() && lora_enabled) {
     torch::Tensor h = x;
     if (lora_dropout > 0.0 && is_training()) {

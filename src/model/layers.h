@@ -43,6 +43,17 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// y = x W^T + b, the one place every Linear and the tied lm_head go through. Inference on the
+// CPU (no autograd, no autocast) with at most gemv_fast_rows() rows of float32 takes the weight-streaming kernel
+// of model/gemv.h, output rows split across the torch threads; everything else is
+// torch::nn::functional::linear (BLAS).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+// Rows (product of x's leading dimensions) up to which the decode kernel is used (default 8;
+// 0 = never). Settable for benchmarks that compare both paths in one run.
+// env: REFRACT_GEMV_ROWS sets the initial value.
+int64_t gemv_fast_rows();
+void set_gemv_fast_rows(int64_t rows);
+
 // [-x2, x1] over the two halves of the last dimension.
 torch::Tensor rotate_half(const torch::Tensor& x);
 

@@ -212,7 +212,7 @@ torch::Tensor Qwen2_5_VLImpl::forward_extend(const torch::Tensor& ids_in, const 
 torch::Tensor Qwen2_5_VLImpl::compute_logits(const torch::Tensor& hidden_states) {
   if (lm_head) return lm_head->forward(hidden_states);
   // ref: tie_word_embeddings: lm_head shares embed_tokens.weight (absent from 3B safetensors)
-  return torch::nn::functional::linear(hidden_states, language_model->embed_tokens->weight);
+  return model::linear(hidden_states, language_model->embed_tokens->weight);
 }
 
 void Qwen2_5_VLImpl::set_gradient_checkpointing(bool on) {
