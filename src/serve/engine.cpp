@@ -2,6 +2,7 @@
 #include "serve/engine.h"
 
 #include <random>
+#include <unordered_map>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -9,6 +10,7 @@
 #include "model/image_tensors.h"
 #include "model/open_model.h"
 #include "serve/api_error.h"
+#include "serve/delta_text.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -77,7 +79,7 @@ std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
 
 int64_t ChatEngine::prompt_tokens(const PreparedChat& p) const { return static_cast<int64_t>(p.prompt.input_ids.size()); }
 
-ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& cancelled) {
+ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& cancelled, const DeltaSink& on_delta) {
   Impl& m = *impl_;
   const text::Tokenizer& tok = m.opened.tok();
   const ChatRequest& req = p.request;
@@ -102,26 +104,65 @@ ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& c
     options.before_step = [&] {
       if (cancelled()) throw Cancelled();
     };
+  if (req.logprobs) options.top_logprobs = req.top_logprobs;
+
+  // ref: OpenAI / vLLM: the eos token is not part of the message content.
+  auto content_ids = [&](const generate::Completion& c) {
+    std::vector<int32_t> ids = to_int32(c.ids);
+    if (c.finish_reason == generate::FinishReason::kEos && !ids.empty()) ids.pop_back();
+    return ids;
+  };
+  auto finish_reason = [](const generate::Completion& c) {
+    return c.finish_reason == generate::FinishReason::kLength ? "length" : "stop";
+  };
+  std::unordered_map<int64_t, std::string> token_text;  // id -> bytes, for logprobs
+  auto piece = [&](int64_t id) -> const std::string& {
+    auto it = token_text.find(id);
+    if (it == token_text.end()) it = token_text.emplace(id, tok.decode({static_cast<int32_t>(id)})).first;
+    return it->second;
+  };
+  auto logprob_token = [&](int64_t id, float logprob) {
+    LogprobToken t;
+    t.bytes = piece(id);
+    t.token = req.return_tokens_as_token_ids ? "token_id:" + std::to_string(id) : t.bytes;
+    t.logprob = logprob;
+    return t;
+  };
+  auto logprob_entry = [&](int64_t id, const generate::RawLogprobs& r) {
+    LogprobEntry e;
+    static_cast<LogprobToken&>(e) = logprob_token(id, r.logprob);
+    for (const generate::TokenLogprob& t : r.top) e.top_logprobs.push_back(logprob_token(t.id, t.logprob));
+    return e;
+  };
+
+  // Streaming: each new token's text (held back while it may be part of a character or of a
+  // stop string) goes out at once; its final piece is cut exactly as the non-streamed content.
+  std::vector<DeltaText> deltas(static_cast<size_t>(req.n), DeltaText(req.stop));
+  if (on_delta)
+    options.on_token = [&](int64_t index, const generate::Completion& c, bool finished) {
+      ChoiceDelta d;
+      d.index = index;
+      const std::string text = tok.decode(content_ids(c), /*skip_special_tokens=*/true);
+      d.content = finished ? deltas[index].finish(text) : deltas[index].update(text);
+      if (req.logprobs) d.logprobs.push_back(logprob_entry(c.ids.back(), c.raw_logprobs.back()));
+      if (finished) d.finish_reason = finish_reason(c);
+      if (!d.content.empty() || !d.logprobs.empty() || finished) on_delta(d);
+    };
 
   const generate::GenerationResult result = generate::generate(*m.opened.model, {p.prompt}, gen, options);
 
   ChatResult out;
+  out.logprobs = req.logprobs;
   out.prompt_tokens = static_cast<int64_t>(p.prompt.input_ids.size());
   for (const generate::Completion& c : result.completions) {
     ChatChoice choice;
     choice.token_ids = c.ids;
     out.completion_tokens += static_cast<int64_t>(c.ids.size());
-    std::vector<int64_t> ids = c.ids;
-    // ref: OpenAI / vLLM: the eos token is not part of the message content.
-    if (c.finish_reason == generate::FinishReason::kEos && !ids.empty()) ids.pop_back();
-    choice.text = tok.decode(to_int32(ids), /*skip_special_tokens=*/true);
-    if (c.finish_reason == generate::FinishReason::kStop) {
-      // ref: OpenAI: "the returned text will not contain the stop sequence".
-      size_t cut = std::string::npos;
-      for (const std::string& s : req.stop) cut = std::min(cut, choice.text.find(s));
-      if (cut != std::string::npos) choice.text.resize(cut);
-    }
-    choice.finish_reason = c.finish_reason == generate::FinishReason::kLength ? "length" : "stop";
+    // ref: OpenAI: "the returned text will not contain the stop sequence".
+    choice.text = DeltaText(req.stop).content(tok.decode(content_ids(c), /*skip_special_tokens=*/true));
+    choice.finish_reason = finish_reason(c);
+    if (req.logprobs)
+      for (size_t t = 0; t < c.ids.size(); ++t) choice.logprobs.push_back(logprob_entry(c.ids[t], c.raw_logprobs[t]));
     out.choices.push_back(std::move(choice));
   }
   return out;

@@ -22,13 +22,37 @@ struct EngineConfig {
   MediaLimits media;
 };
 
+// OpenAI chat logprobs: one entry per generated token (eos included, as in completion_tokens).
+// Log-probs of the model's raw distribution (log_softmax of the logits over the vocabulary,
+// before temperature, penalties and top-k/top-p/min-p: vLLM's default).
+struct LogprobToken {
+  std::string token;  // the token's bytes as text, or "token_id:N" (return_tokens_as_token_ids)
+  std::string bytes;  // the token's bytes (may be part of a UTF-8 character)
+  float logprob = 0;
+};
+struct LogprobEntry : LogprobToken {
+  std::vector<LogprobToken> top_logprobs;  // `top_logprobs` alternatives, most likely first
+};
+
 struct ChatChoice {
   std::string text;                // decoded completion, eos dropped, cut before a stop string
   std::string finish_reason;       // "stop" (eos or stop string) | "length"
   std::vector<int64_t> token_ids;  // generated ids (eos / stop token included)
+  std::vector<LogprobEntry> logprobs;  // when the request asked for logprobs
 };
 
+// What a streamed choice gained at one decode step (the concatenation of a choice's
+// `content` over its deltas equals ChatChoice::text).
+struct ChoiceDelta {
+  int64_t index = 0;
+  std::string content;                 // may be "" (bytes held back, see DeltaText)
+  std::vector<LogprobEntry> logprobs;  // of the tokens generated at this step (when asked)
+  std::string finish_reason;           // "" until the choice's last delta
+};
+using DeltaSink = std::function<void(const ChoiceDelta&)>;
+
 struct ChatResult {
+  bool logprobs = false;  // the choices carry logprobs
   std::vector<ChatChoice> choices;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;  // sum over choices, eos included (as vLLM counts)
@@ -56,7 +80,8 @@ class ChatEngine {
 
   // Generates (one caller at a time). `cancelled` is asked at every decode step; when it says
   // true, run throws Cancelled. Failures other than the client's are refract::Error (500).
-  ChatResult run(const PreparedChat& p, const std::function<bool()>& cancelled = {});
+  // `on_delta` (streaming) gets each choice's new text as soon as it is decoded.
+  ChatResult run(const PreparedChat& p, const std::function<bool()>& cancelled = {}, const DeltaSink& on_delta = {});
 
   // prepare + run.
   ChatResult complete(ChatRequest request);
