@@ -212,6 +212,10 @@ TEST_F(ServeSafety, MalformedRequestBattery) {
        "messages[0].content[0].image_url.url", "cannot use this image"},
       {"png_bomb", image_body(data_url("image/png", png_header(100000, 100000))).dump(), 400,
        "messages[0].content[0].image_url.url", "max_image_pixels"},
+      // Found by fuzz_image_decode: width * height of this header overflows int64.
+      {"png_bomb_overflowing_product",
+       image_body(data_url("image/png", png_header(0xFFFFFFFFu, 0xFFFFFF00u))).dump(), 400,
+       "messages[0].content[0].image_url.url", "max_image_pixels"},
       {"png_just_over", image_body(data_url("image/png", png_header(1001, 1000))).dump(), 400,
        "messages[0].content[0].image_url.url", "max_image_pixels"},
       {"jpeg_bomb", image_body(data_url("image/jpeg", jpeg_header(65000, 65000))).dump(), 400,
