@@ -1,6 +1,7 @@
-// The model behind the server: tokenizer + processor + Qwen2.5-VL + generate(). A request is
-// prepared (images decoded and preprocessed, chat template applied, lengths checked) without
-// the model, concurrently; then run, one at a time. Torch types stay in engine.cpp (pimpl) so
+// The model behind the server: tokenizer + processor + Qwen2.5-VL + a continuous-batching
+// scheduler (generate::DecodeBatch on its own thread). A request is prepared (images decoded and
+// preprocessed, chat template applied, lengths checked) without the model, concurrently; then
+// run: it joins the running batch at the next decode step and leaves when it is done. Torch types stay in engine.cpp (pimpl) so
 // the HTTP layer compiles without torch.
 #pragma once
 #include <cstdint>
@@ -19,6 +20,7 @@ struct EngineConfig {
   model::ModelSettings model;  // opened with model::open_model, the adapter merged at load
   int64_t max_completion_length = 512;
   int64_t max_model_len = 8192;  // prompt tokens (image tokens expanded) + max_tokens
+  int64_t max_num_seqs = 16;     // rows (completions) decoded together; more requests wait (vLLM name)
   MediaLimits media;
 };
 
@@ -78,9 +80,11 @@ class ChatEngine {
   std::shared_ptr<PreparedChat> prepare(ChatRequest request) const;
   int64_t prompt_tokens(const PreparedChat& p) const;
 
-  // Generates (one caller at a time). `cancelled` is asked at every decode step; when it says
-  // true, run throws Cancelled. Failures other than the client's are refract::Error (500).
-  // `on_delta` (streaming) gets each choice's new text as soon as it is decoded.
+  // Generates: blocks until the request's completions are done, while other callers' requests
+  // share the decode steps (thread-safe). `cancelled` is asked every 50 ms; when it says true
+  // the request leaves the batch at the next step and run throws Cancelled. Failures other than
+  // the client's are refract::Error (500). `on_delta` (streaming) gets each choice's new text as
+  // soon as it is decoded, in the caller's thread.
   ChatResult run(const PreparedChat& p, const std::function<bool()>& cancelled = {}, const DeltaSink& on_delta = {});
 
   // prepare + run.

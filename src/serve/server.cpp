@@ -158,6 +158,7 @@ void declare(Options& o, ServeSettings& s) {
   o.add("request_timeout", &s.request_timeout, "seconds a request may take from arrival to its last token (503 after)");
   o.add("read_timeout", &s.read_timeout, "seconds a connection may stay silent while sending or receiving");
   o.add("max_connections", &s.max_connections, "connections served at once (more wait for a free worker)");
+  o.add("max_num_seqs", &s.max_num_seqs, "completions decoded together (continuous batching); more requests wait");
 }
 
 void run_serve(const ServeSettings& settings) {
@@ -175,6 +176,7 @@ void run_serve(const ServeSettings& settings) {
   REFRACT_CHECK(s.request_timeout > 0) << "request_timeout must be > 0";
   REFRACT_CHECK(s.read_timeout >= 1) << "read_timeout must be >= 1";
   REFRACT_CHECK(s.max_connections >= 1 && s.max_connections <= 4096) << "max_connections must be in [1, 4096]";
+  REFRACT_CHECK(s.max_num_seqs >= 1) << "max_num_seqs must be >= 1";
   if (s.api_key.empty()) {
     if (const char* env = std::getenv("REFRACT_API_KEY")) s.api_key = env;
   }
@@ -197,13 +199,13 @@ void run_serve(const ServeSettings& settings) {
   ec.model = s;
   ec.max_completion_length = s.max_completion_length;
   ec.max_model_len = s.max_model_len;
+  ec.max_num_seqs = s.max_num_seqs;
   ec.media.max_image_pixels = s.max_image_pixels;
   ec.media.max_file_bytes = limits.max_body_bytes;
   ec.media.allowed_local_media_path = limits.allowed_local_media_path;
   ChatEngine engine(ec);
 
   const int64_t created = unix_now();
-  std::timed_mutex generate_mutex;  // one generation at a time: the model and its threads are shared
   std::atomic<int64_t> admitted{0};  // requests between admission and their response
   const std::string bearer = s.api_key.empty() ? "" : "Bearer " + s.api_key;
   const auto request_timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.request_timeout));
@@ -257,13 +259,10 @@ void run_serve(const ServeSettings& settings) {
   server.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(models_body(name, created), kJson);
   });
-  // Waits for the model (asking `cancelled` every 100 ms), then generates. false = cancelled
-  // (client gone or deadline passed) before or during generation.
-  auto run_locked = [&](const PreparedChat& p, const std::function<bool()>& cancelled, const DeltaSink& on_delta,
+  // Generates (the request joins the engine's running batch). false = cancelled (client gone
+  // or deadline passed) while waiting or during generation.
+  auto run_request = [&](const PreparedChat& p, const std::function<bool()>& cancelled, const DeltaSink& on_delta,
                         ChatResult* out) {
-    std::unique_lock<std::timed_mutex> lock(generate_mutex, std::defer_lock);
-    while (!lock.try_lock_for(std::chrono::milliseconds(100)))
-      if (cancelled()) return false;
     try {
       *out = engine.run(p, cancelled, on_delta);
     } catch (const Cancelled&) {
@@ -337,7 +336,7 @@ void run_serve(const ServeSettings& settings) {
               ChatResult result;
               bool finished = false;
               try {
-                finished = run_locked(*prepared, cancelled, [&](const ChoiceDelta& d) { send(delta_chunk(header, d)); },
+                finished = run_request(*prepared, cancelled, [&](const ChoiceDelta& d) { send(delta_chunk(header, d)); },
                                       &result);
               } catch (const std::exception& e) {
                 LOG_ERROR("chat completion failed: {}", e.what());
@@ -366,7 +365,7 @@ void run_serve(const ServeSettings& settings) {
         return late || gone;
       };
       ChatResult result;
-      run_locked(*prepared, cancelled, {}, &result);
+      run_request(*prepared, cancelled, {}, &result);
       if (gone) {
         LOG_INFO("chat completion cancelled: the client disconnected");
         res.status = 499;  // nobody reads it

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -374,6 +375,41 @@ TEST_F(ServeEndToEnd, LogprobsEqualAFullForwardOfTheCompletion) {
       for (const json& e : ch["logprobs"]["content"]) streamed.push_back(e);
     }
     EXPECT_EQ(streamed, entries);
+  }
+}
+
+// Continuous batching: a seeded request gives the same completions whether it runs alone or
+// while other requests (other prompts, lengths and settings) share its decode steps.
+TEST_F(ServeEndToEnd, SeededRequestIsTheSameAloneOrBatched) {
+  const json seeded = chat_body({{"temperature", 0.9}, {"top_p", 0.95}, {"max_tokens", 10}, {"n", 2}, {"seed", 4242}});
+  auto c = client();
+  auto alone = c.Post("/v1/chat/completions", seeded.dump(), "application/json");
+  ASSERT_TRUE(alone);
+  ASSERT_EQ(alone->status, 200) << alone->body;
+  std::vector<json> others = {
+      json{{"messages", {{{"role", "user"}, {"content", "A much longer text prompt that pads the others, " + std::string(200, 'x')}}}},
+           {"max_tokens", 16}, {"temperature", 1.3}, {"seed", 1}},
+      json{{"messages", {{{"role", "user"}, {"content", "short"}}}}, {"max_tokens", 5}, {"temperature", 0}},
+      chat_body({{"max_tokens", 12}, {"repetition_penalty", 1.2}, {"temperature", 0}})};
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::thread> threads;
+    std::vector<int> statuses(others.size(), 0);
+    for (size_t i = 0; i < others.size(); ++i)
+      threads.emplace_back([&, i] {
+        auto oc = client();
+        for (int k = 0; k < 2; ++k) {  // keep the batch busy while the seeded one runs
+          auto r = oc.Post("/v1/chat/completions", others[i].dump(), "application/json");
+          statuses[i] = r ? r->status : -1;
+        }
+      });
+    auto batched = c.Post("/v1/chat/completions", seeded.dump(), "application/json");
+    for (auto& t : threads) t.join();
+    ASSERT_TRUE(batched);
+    ASSERT_EQ(batched->status, 200) << batched->body;
+    for (int st : statuses) EXPECT_EQ(st, 200);
+    const json a = json::parse(alone->body), b = json::parse(batched->body);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(a["choices"][i]["message"], b["choices"][i]["message"]) << "choice " << i;
+    EXPECT_EQ(a["usage"], b["usage"]);
   }
 }
 
