@@ -18,6 +18,7 @@ PINS=(
   safetensors==0.8.0
   numpy==2.4.6
   pycocotools==2.0.11
+  openai==3.63.0
 )
 
 PYTHON=${PYTHON:-python3}

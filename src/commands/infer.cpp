@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
+
 #include "common/check.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "generate/decode_batch.h"
 #include "generate/generator.h"
 #include "model/image_tensors.h"
 #include "model/open_model.h"
@@ -49,17 +52,34 @@ std::vector<InferCompletion> run_infer(const InferSettings& s) {
   generate::GenerationConfig gc = s.generation;
   if (gc.stop_token_ids.empty()) gc.stop_token_ids = m.stop_token_ids;
   if (gc.pad_token_id < 0) gc.pad_token_id = m.pad_token_id;
-  generate::GenerateOptions opt;
-  opt.decode = [&tok](const std::vector<int64_t>& ids) {
-    return tok.decode(std::vector<int32_t>(ids.begin(), ids.end()));
-  };
-  const generate::GenerationResult result = generate::generate(*m.model, {prompt}, gc, opt);
-  const auto& st = result.stats;
-  LOG_INFO("prompt {} tokens, prefill {:.3f} s; {} tokens generated in {:.3f} s ({:.1f} tok/s)",
-           prompt.input_ids.size(), st.prefill_seconds, st.generated_tokens, st.decode_seconds,
-           st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+  // The serving engine (continuous batching, generate::DecodeBatch) with one request.
+  generate::DecodeRequest req;
+  req.prompt = prompt;
+  req.config.sampling.do_sample = gc.do_sample;
+  req.config.sampling.temperature = gc.temperature;
+  req.config.sampling.top_p = gc.top_p;
+  req.config.sampling.top_k = gc.top_k;
+  req.config.sampling.min_p = gc.min_p;
+  req.config.sampling.repetition_penalty = gc.repetition_penalty;
+  req.config.seed = gc.seed;
+  req.config.max_new_tokens = gc.max_new_tokens;
+  req.config.stop_token_ids = gc.stop_token_ids;
+  req.config.stop_strings = gc.stop_strings;
+  req.num_generations = gc.num_generations;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<generate::Completion> completions =
+      generate::decode_all(*m.model, 1, [&](size_t) { return req; }, gc.num_generations,
+                           [&tok](const std::vector<int64_t>& ids) {
+                             return tok.decode(std::vector<int32_t>(ids.begin(), ids.end()));
+                           })
+          .front();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t generated = 0;
+  for (const auto& c : completions) generated += static_cast<int64_t>(c.ids.size());
+  LOG_INFO("prompt {} tokens; {} tokens generated in {:.3f} s (prefill included, {:.1f} tok/s)", prompt.input_ids.size(),
+           generated, secs, secs > 0 ? generated / secs : 0.0);
   std::vector<InferCompletion> out;
-  for (const auto& c : result.completions) {
+  for (const auto& c : completions) {
     InferCompletion ic;
     ic.text = tok.decode(std::vector<int32_t>(c.ids.begin(), c.ids.end()), /*skip_special_tokens=*/true);
     ic.finish_reason = generate::finish_reason_name(c.finish_reason);

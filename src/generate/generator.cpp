@@ -36,20 +36,34 @@ struct ActiveBatch {
   torch::Tensor history;               // [rows, capacity] int64 (only with repetition_penalty)
 };
 
-// Stop-string test on the tail of a completion. A match must end inside the newest token
-// (earlier ends were caught at earlier steps), and a match of m bytes spans at most m tokens;
-// a few extra tokens absorb UTF-8 sequences split across tokens.
-bool hits_stop_string(const std::vector<int64_t>& ids, const std::vector<std::string>& stops,
-                      size_t max_stop_bytes, const GenerateOptions& opt) {
+}  // namespace
+
+std::vector<RawLogprobs> raw_logprobs(const torch::Tensor& logits, const torch::Tensor& ids, int64_t top_logprobs) {
+  torch::Tensor lp = logits.to(torch::kFloat).log_softmax(-1);  // [B, V]
+  const torch::Tensor chosen =
+      lp.gather(1, ids.to(lp.device(), torch::kLong).view({-1, 1})).squeeze(1).to(torch::kCPU).contiguous();
+  const int64_t k = std::min<int64_t>(std::max<int64_t>(top_logprobs, 0), lp.size(1));
+  auto top = lp.topk(k, /*dim=*/-1);
+  const torch::Tensor values = std::get<0>(top).to(torch::kCPU).contiguous();
+  const torch::Tensor indices = std::get<1>(top).to(torch::kCPU, torch::kLong).contiguous();
+  std::vector<RawLogprobs> out(static_cast<size_t>(lp.size(0)));
+  for (int64_t r = 0; r < lp.size(0); ++r) {
+    out[r].logprob = chosen.data_ptr<float>()[r];
+    for (int64_t j = 0; j < k; ++j)
+      out[r].top.push_back({indices.data_ptr<int64_t>()[r * k + j], values.data_ptr<float>()[r * k + j]});
+  }
+  return out;
+}
+
+bool hits_stop_string(const std::vector<int64_t>& ids, const std::vector<std::string>& stops, size_t max_stop_bytes,
+                      const std::function<std::string(const std::vector<int64_t>&)>& decode) {
   size_t n = std::min(ids.size(), max_stop_bytes + 3);
   std::vector<int64_t> tail(ids.end() - static_cast<std::ptrdiff_t>(n), ids.end());
-  std::string text = opt.decode(tail);
+  std::string text = decode(tail);
   for (const auto& s : stops)
     if (!s.empty() && text.find(s) != std::string::npos) return true;
   return false;
 }
-
-}  // namespace
 
 GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options) {
@@ -167,6 +181,8 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
     torch::Tensor lp_cpu = s.logprobs.to(torch::kCPU, torch::kFloat).contiguous();
     const int64_t* ids_ptr = ids_cpu.data_ptr<int64_t>();
     const float* lp_ptr = lp_cpu.data_ptr<float>();
+    std::vector<RawLogprobs> raw_top;
+    if (options.top_logprobs >= 0) raw_top = raw_logprobs(logits, s.ids, options.top_logprobs);
     if (options.record_step_logits) {
       torch::Tensor l = logits.to(torch::kCPU, torch::kFloat);
       for (int64_t r = 0; r < rows; ++r)
@@ -183,12 +199,13 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
       const int64_t id = ids_ptr[r];
       c.ids.push_back(id);
       c.logprobs.push_back(lp_ptr[r]);
+      if (options.top_logprobs >= 0) c.raw_logprobs.push_back(raw_top[r]);
       bool done = true;
       if (std::find(config.stop_token_ids.begin(), config.stop_token_ids.end(), id) !=
           config.stop_token_ids.end()) {
         c.finish_reason = FinishReason::kEos;
       } else if (!config.stop_strings.empty() &&
-                 hits_stop_string(c.ids, config.stop_strings, max_stop_bytes, options)) {
+                 hits_stop_string(c.ids, config.stop_strings, max_stop_bytes, options.decode)) {
         c.finish_reason = FinishReason::kStop;
       } else if (static_cast<int64_t>(c.ids.size()) >= config.max_new_tokens) {
         c.finish_reason = FinishReason::kLength;
@@ -197,6 +214,7 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
       }
       if (done) finished[batch.row_sample[r]] = 1;
       else keep.push_back(r);
+      if (options.on_token) options.on_token(batch.row_sample[r], c, done);
     }
     result.stats.generated_tokens += newly_generated;
     if (keep.empty()) break;

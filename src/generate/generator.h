@@ -34,6 +34,17 @@ struct PromptInput {
   torch::Tensor image_grid_thw;  // [I, 3] int64
 };
 
+// A token's log-prob under the model's raw distribution (log_softmax of the logits over the
+// full vocabulary: no temperature, penalty or truncation; what vLLM's OpenAI server returns).
+struct TokenLogprob {
+  int64_t id = 0;
+  float logprob = 0;
+};
+struct RawLogprobs {
+  float logprob = 0;              // of the generated token
+  std::vector<TokenLogprob> top;  // the top_logprobs most likely tokens, most likely first
+};
+
 struct Completion {
   int64_t prompt_index = 0;      // index into the prompts given to generate()
   int64_t generation_index = 0;  // 0..G-1
@@ -41,6 +52,7 @@ struct Completion {
   std::vector<float> logprobs;   // log_softmax(logits / T)[id] per token (see sample_next)
   FinishReason finish_reason = FinishReason::kLength;
   torch::Tensor step_logits;     // [n, V] raw logits per step (only with record_step_logits)
+  std::vector<RawLogprobs> raw_logprobs;  // per token (only with GenerateOptions::top_logprobs >= 0)
 };
 
 struct GenerationStats {
@@ -70,12 +82,27 @@ struct GenerateOptions {
   // Called before every decode step (not before the prefill). It may throw to abandon the
   // generation, e.g. when a server's client has gone away or its deadline has passed.
   std::function<void()> before_step;
+  // >= 0: record Completion::raw_logprobs with this many alternatives per token (-1 = off).
+  int64_t top_logprobs = -1;
+  // Called as soon as a completion gets a token (streaming): completion index, the completion
+  // (its last id is the new token; finish_reason is final when `finished`).
+  std::function<void(int64_t index, const Completion& c, bool finished)> on_token;
 };
 
 // Generates completions. Runs under NoGradGuard on the model's device and dtype; does not
 // change the module's train/eval mode (call model.eval() for dropout-free rollouts).
 GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options = {});
+
+// Raw-distribution log-probs (see RawLogprobs) of `ids` [B] under `logits` [B, V], with the
+// top_logprobs most likely alternatives of each row.
+std::vector<RawLogprobs> raw_logprobs(const torch::Tensor& logits, const torch::Tensor& ids, int64_t top_logprobs);
+
+// Whether the text of a completion contains a stop string ending in its newest token (earlier
+// ends were caught at earlier steps); only the tail of at most max_stop_bytes + 3 tokens is
+// decoded (a match of m bytes spans at most m tokens; 3 more absorb split UTF-8 sequences).
+bool hits_stop_string(const std::vector<int64_t>& ids, const std::vector<std::string>& stops, size_t max_stop_bytes,
+                      const std::function<std::string(const std::vector<int64_t>&)>& decode);
 
 // Completions as right-padded tensors for the trainer (TRL layout):
 // completion_ids [N, T] (pad_token_id after the end), completion_mask [N, T] (1 up to and

@@ -23,6 +23,8 @@
 
 namespace refract::serve {
 namespace {
+
+constexpr int64_t kMaxTopLogprobs = 20;  // ref: OpenAI top_logprobs: "between 0 and 20"
 using json = nlohmann::json;
 
 std::string type_name(const json& v) {
@@ -251,7 +253,7 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limit
   static const std::set<std::string> kKnown = {
       "model", "messages", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens",
       "max_completion_tokens", "n", "seed", "stop", "stream", "user", "presence_penalty", "frequency_penalty",
-      "logprobs"};
+      "logprobs", "top_logprobs", "stream_options", "return_tokens_as_token_ids"};
   for (const auto& [k, v] : j.items())
     if (!kKnown.count(k)) throw bad_request("Unrecognized request argument supplied: " + k, k);
   // OpenAI treats an explicit null as "use the default".
@@ -295,11 +297,46 @@ ChatRequest parse_chat_request(std::string_view body, const RequestLimits& limit
     if (given(key) && get_number(j[key], key) != 0.0)
       throw bad_request(std::string(key) + " is not supported (use repetition_penalty)", key);
   }
-  if (given("logprobs") && (!j["logprobs"].is_boolean() || j["logprobs"].get<bool>()))
-    throw bad_request("logprobs is not supported", "logprobs");
+  if (given("logprobs")) {
+    if (!j["logprobs"].is_boolean())
+      throw bad_request("logprobs must be a boolean, got " + type_name(j["logprobs"]), "logprobs");
+    req.logprobs = j["logprobs"].get<bool>();
+  }
+  if (given("top_logprobs")) {
+    // ref: OpenAI: an integer between 0 and 20; logprobs must be true when it is used.
+    req.top_logprobs = get_integer(j["top_logprobs"], "top_logprobs");
+    if (req.top_logprobs < 0 || req.top_logprobs > kMaxTopLogprobs)
+      throw bad_request("top_logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "], got " +
+                            std::to_string(req.top_logprobs),
+                        "top_logprobs");
+    if (!req.logprobs) throw bad_request("top_logprobs needs logprobs to be true", "top_logprobs");
+  }
+  if (given("return_tokens_as_token_ids")) {
+    // ref: vLLM extension: tokens that are not valid UTF-8 text stay identifiable.
+    const json& v = j["return_tokens_as_token_ids"];
+    if (!v.is_boolean())
+      throw bad_request("return_tokens_as_token_ids must be a boolean, got " + type_name(v), "return_tokens_as_token_ids");
+    req.return_tokens_as_token_ids = v.get<bool>();
+  }
   if (given("stream")) {
     if (!j["stream"].is_boolean()) throw bad_request("stream must be a boolean, got " + type_name(j["stream"]), "stream");
-    if (j["stream"].get<bool>()) throw bad_request("stream=true is not supported by this server", "stream");
+    req.stream = j["stream"].get<bool>();
+  }
+  if (given("stream_options")) {
+    // ref: vLLM: "Stream options can only be defined when `stream=True`."
+    const json& so = j["stream_options"];
+    if (!req.stream) throw bad_request("stream_options can only be given when stream is true", "stream_options");
+    if (!so.is_object())
+      throw bad_request("stream_options must be an object, got " + type_name(so), "stream_options");
+    for (const auto& [k, v] : so.items()) {
+      if (k != "include_usage")
+        throw bad_request("stream_options: unrecognized field '" + k + "'", "stream_options." + k);
+      if (v.is_null()) continue;
+      if (!v.is_boolean())
+        throw bad_request("stream_options.include_usage must be a boolean, got " + type_name(v),
+                          "stream_options.include_usage");
+      req.include_usage = v.get<bool>();
+    }
   }
   if (given("user")) get_string(j["user"], "user");
 

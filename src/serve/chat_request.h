@@ -42,6 +42,11 @@ struct ChatRequest {
   int64_t n = 1;
   std::optional<int64_t> seed;
   std::vector<std::string> stop;          // the text is cut before the first one (OpenAI)
+  bool stream = false;                    // Server-Sent Events (chat.completion.chunk)
+  bool include_usage = false;             // stream_options.include_usage: a last chunk with usage
+  bool logprobs = false;                  // choices[].logprobs.content
+  int64_t top_logprobs = 0;               // 0..20 alternatives per token (needs logprobs)
+  bool return_tokens_as_token_ids = false;  // vLLM: logprobs tokens as "token_id:N"
 };
 
 // Parses and validates the body. Throws ApiError (400) naming the field on any problem:

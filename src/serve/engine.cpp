@@ -1,14 +1,28 @@
-// Request -> prompt ids + pixel_values -> generate() -> OpenAI choices.
+// Request -> prompt ids + pixel_values -> the scheduler's decode batch -> OpenAI choices.
+// One scheduler thread owns the model (continuous batching, generate::DecodeBatch): requests
+// wait in `pending` until the batch has room for their n rows (max_num_seqs), are prefilled
+// and join at the next step; every step decodes all rows together; a finished or cancelled
+// request leaves at once. Callers block in run() on their Job: tokens and the end come back
+// through it; cancellation goes the other way (Job::cancel, read at every step).
 #include "serve/engine.h"
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <random>
+#include <thread>
+#include <unordered_map>
 
 #include "common/check.h"
 #include "common/log.h"
+#include "generate/decode_batch.h"
 #include "generate/generator.h"
 #include "model/image_tensors.h"
 #include "model/open_model.h"
 #include "serve/api_error.h"
+#include "serve/delta_text.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -26,20 +40,154 @@ struct PreparedChat {
   int64_t max_new_tokens = 0;
 };
 
+// What the scheduler tells a streaming caller: one token of choice `index`.
+struct TokenEvent {
+  int64_t index = 0;
+  int64_t id = 0;
+  generate::RawLogprobs raw;  // when logprobs were asked
+  bool finished = false;
+  generate::FinishReason reason = generate::FinishReason::kLength;
+};
+
+// One request between run() (its caller's thread) and the scheduler.
+struct Job {
+  const PreparedChat* prepared = nullptr;
+  generate::RowConfig row_config;
+  int64_t n = 1;
+  bool stream = false;
+  std::atomic<bool> cancel{false};  // set by the caller, read by the scheduler before every step
+  int64_t batch_id = -1;            // scheduler only
+
+  std::mutex mu;  // guards what follows
+  std::condition_variable cv;
+  std::deque<TokenEvent> events;  // streaming only
+  std::vector<generate::Completion> completions;
+  int64_t finished = 0;
+  bool done = false;
+  bool cancelled = false;
+  std::exception_ptr error;
+
+  void finish(bool was_cancelled, std::exception_ptr e = nullptr) {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cancelled = was_cancelled;
+    error = std::move(e);
+    cv.notify_all();
+  }
+  bool is_done() {
+    std::lock_guard<std::mutex> lock(mu);
+    return done;
+  }
+};
+
 struct ChatEngine::Impl {
   EngineConfig config;
   model::OpenedModel opened;
+  std::mutex seed_mu;
   std::mt19937_64 seed_source{std::random_device{}()};
+
+  std::mutex mu;  // guards pending and stopping
+  std::condition_variable cv;
+  std::deque<std::shared_ptr<Job>> pending;
+  bool stopping = false;
+  std::thread scheduler;
+
+  void scheduler_loop();
 };
+
+void ChatEngine::Impl::scheduler_loop() {
+  const text::Tokenizer& tok = opened.tok();
+  auto decode = [&](const std::vector<int64_t>& ids) { return tok.decode(to_int32(ids)); };
+  auto batch = std::make_unique<generate::DecodeBatch>(*opened.model, decode);
+  std::vector<std::shared_ptr<Job>> active;
+  auto fail_active = [&](const std::exception_ptr& e) {
+    for (auto& job : active) job->finish(false, e);
+    active.clear();
+    batch = std::make_unique<generate::DecodeBatch>(*opened.model, decode);
+  };
+  while (true) {
+    std::vector<std::shared_ptr<Job>> joining;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return stopping || !pending.empty() || !batch->empty(); });
+      if (stopping) break;
+      // In arrival order while their rows fit (a request always fits an empty batch).
+      int64_t rows = batch->rows();
+      while (!pending.empty() && (rows == 0 || rows + pending.front()->n <= config.max_num_seqs)) {
+        rows += pending.front()->n;
+        joining.push_back(std::move(pending.front()));
+        pending.pop_front();
+      }
+    }
+    for (auto& job : joining) {
+      if (job->cancel) {
+        job->finish(true);
+        continue;
+      }
+      Job* j = job.get();
+      try {
+        job->batch_id = batch->add(j->prepared->prompt, j->row_config, j->n,
+                                   [j](int64_t g, const generate::Completion& c, bool finished) {
+                                     std::lock_guard<std::mutex> lock(j->mu);
+                                     if (j->stream) {
+                                       TokenEvent e;
+                                       e.index = g;
+                                       e.id = c.ids.back();
+                                       if (!c.raw_logprobs.empty()) e.raw = c.raw_logprobs.back();
+                                       e.finished = finished;
+                                       e.reason = c.finish_reason;
+                                       j->events.push_back(std::move(e));
+                                     }
+                                     if (finished) {
+                                       j->completions[g] = c;
+                                       if (++j->finished == j->n) j->done = true;
+                                     }
+                                     j->cv.notify_all();
+                                   });
+        active.push_back(job);
+      } catch (...) {
+        job->finish(false, std::current_exception());
+      }
+    }
+    // A cancelled request leaves now; finished ones have left the batch already.
+    for (auto& job : active)
+      if (job->cancel && !job->is_done()) {
+        batch->remove(job->batch_id);
+        job->finish(true);
+      }
+    active.erase(std::remove_if(active.begin(), active.end(), [](const std::shared_ptr<Job>& j) { return j->is_done(); }),
+                 active.end());
+    if (batch->empty()) continue;
+    try {
+      batch->step();
+    } catch (const std::exception& e) {
+      LOG_ERROR("decode step failed ({}); failing the {} requests of the batch", e.what(), active.size());
+      fail_active(std::current_exception());
+    }
+  }
+  const auto stopped = std::make_exception_ptr(Error("the server is stopping"));
+  fail_active(stopped);
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& job : pending) job->finish(false, stopped);
+  pending.clear();
+}
 
 ChatEngine::ChatEngine(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
   // Merged once at load: serving then costs exactly what the base model costs.
   impl_->opened = model::open_model(config.model, model::AdapterUse::kMerge);
   impl_->opened.tok();  // serving needs the tokenizer next to the weights: fail at start, not per request
+  impl_->scheduler = std::thread([m = impl_.get()] { m->scheduler_loop(); });
 }
 
-ChatEngine::~ChatEngine() = default;
+ChatEngine::~ChatEngine() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  impl_->scheduler.join();
+}
 
 std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
   const Impl& m = *impl_;
@@ -77,51 +225,126 @@ std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
 
 int64_t ChatEngine::prompt_tokens(const PreparedChat& p) const { return static_cast<int64_t>(p.prompt.input_ids.size()); }
 
-ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& cancelled) {
+ChatResult ChatEngine::run(const PreparedChat& p, const std::function<bool()>& cancelled, const DeltaSink& on_delta) {
   Impl& m = *impl_;
   const text::Tokenizer& tok = m.opened.tok();
   const ChatRequest& req = p.request;
 
-  generate::GenerationConfig gen;
-  gen.max_new_tokens = p.max_new_tokens;
-  gen.do_sample = req.temperature > 0;  // ref: OpenAI temperature 0 = (near) deterministic
-  gen.temperature = req.temperature > 0 ? req.temperature : 1.0;
-  gen.top_p = req.top_p;
-  gen.top_k = req.top_k;
-  gen.min_p = req.min_p;
-  gen.repetition_penalty = req.repetition_penalty;
-  gen.seed = req.seed ? *req.seed : static_cast<int64_t>(m.seed_source() >> 1);
-  gen.stop_token_ids = m.opened.stop_token_ids;
-  gen.stop_strings = req.stop;
-  gen.num_generations = req.n;
-  gen.pad_token_id = m.opened.pad_token_id;
-  generate::GenerateOptions options;
-  options.decode = [&](const std::vector<int64_t>& ids) { return tok.decode(to_int32(ids)); };
-  // A client that went away, or a passed deadline, stops the work at the next decode step.
-  if (cancelled)
-    options.before_step = [&] {
-      if (cancelled()) throw Cancelled();
-    };
+  auto job = std::make_shared<Job>();
+  job->prepared = &p;
+  job->n = req.n;
+  job->stream = static_cast<bool>(on_delta);
+  job->completions.resize(static_cast<size_t>(req.n));
+  generate::RowConfig& rc = job->row_config;
+  rc.sampling.do_sample = req.temperature > 0;  // ref: OpenAI temperature 0 = (near) deterministic
+  rc.sampling.temperature = req.temperature > 0 ? req.temperature : 1.0;
+  rc.sampling.top_p = req.top_p;
+  rc.sampling.top_k = req.top_k;
+  rc.sampling.min_p = req.min_p;
+  rc.sampling.repetition_penalty = req.repetition_penalty;
+  if (req.seed) {
+    rc.seed = *req.seed;
+  } else {
+    std::lock_guard<std::mutex> lock(m.seed_mu);
+    rc.seed = static_cast<int64_t>(m.seed_source() >> 1);
+  }
+  rc.max_new_tokens = p.max_new_tokens;
+  rc.stop_token_ids = m.opened.stop_token_ids;
+  rc.stop_strings = req.stop;
+  rc.top_logprobs = req.logprobs ? req.top_logprobs : -1;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.stopping) throw Error("the server is stopping");
+    m.pending.push_back(job);
+  }
+  m.cv.notify_all();
 
-  const generate::GenerationResult result = generate::generate(*m.opened.model, {p.prompt}, gen, options);
+  // ref: OpenAI / vLLM: the eos token is not part of the message content.
+  auto content_ids = [](std::vector<int64_t> ids, generate::FinishReason reason) {
+    if (reason == generate::FinishReason::kEos && !ids.empty()) ids.pop_back();
+    return to_int32(ids);
+  };
+  auto finish_reason = [](generate::FinishReason r) { return r == generate::FinishReason::kLength ? "length" : "stop"; };
+  std::unordered_map<int64_t, std::string> token_text;  // id -> bytes, for logprobs
+  auto piece = [&](int64_t id) -> const std::string& {
+    auto it = token_text.find(id);
+    if (it == token_text.end()) it = token_text.emplace(id, tok.decode({static_cast<int32_t>(id)})).first;
+    return it->second;
+  };
+  auto logprob_token = [&](int64_t id, float logprob) {
+    LogprobToken t;
+    t.bytes = piece(id);
+    t.token = req.return_tokens_as_token_ids ? "token_id:" + std::to_string(id) : t.bytes;
+    t.logprob = logprob;
+    return t;
+  };
+  auto logprob_entry = [&](int64_t id, const generate::RawLogprobs& r) {
+    LogprobEntry e;
+    static_cast<LogprobToken&>(e) = logprob_token(id, r.logprob);
+    for (const generate::TokenLogprob& t : r.top) e.top_logprobs.push_back(logprob_token(t.id, t.logprob));
+    return e;
+  };
+
+  // Wait for the end; meanwhile (streaming) turn each token into its choice's text delta, held
+  // back while it may be part of a character or of a stop string (DeltaText), and ask
+  // `cancelled` every 50 ms.
+  std::vector<std::vector<int64_t>> ids(static_cast<size_t>(req.n));
+  std::vector<DeltaText> deltas(static_cast<size_t>(req.n), DeltaText(req.stop));
+  // The scheduler reads `p` until the job is done: leaving early (an exception) cancels and waits.
+  struct WaitForJob {
+    Job& job;
+    Impl& m;
+    ~WaitForJob() {
+      if (job.is_done()) return;
+      job.cancel = true;
+      m.cv.notify_all();
+      std::unique_lock<std::mutex> lock(job.mu);
+      job.cv.wait(lock, [&] { return job.done; });
+    }
+  } wait_for_job{*job, m};
+  std::unique_lock<std::mutex> lock(job->mu);
+  while (true) {
+    job->cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return job->done || !job->events.empty(); });
+    while (!job->events.empty()) {
+      const TokenEvent e = std::move(job->events.front());
+      job->events.pop_front();
+      lock.unlock();
+      ids[e.index].push_back(e.id);
+      ChoiceDelta d;
+      d.index = e.index;
+      const std::string text = tok.decode(content_ids(ids[e.index], e.reason), /*skip_special_tokens=*/true);
+      d.content = e.finished ? deltas[e.index].finish(text) : deltas[e.index].update(text);
+      if (req.logprobs) d.logprobs.push_back(logprob_entry(e.id, e.raw));
+      if (e.finished) d.finish_reason = finish_reason(e.reason);
+      if (!d.content.empty() || !d.logprobs.empty() || e.finished) on_delta(d);
+      lock.lock();
+    }
+    if (job->done) break;
+    if (cancelled && !job->cancel) {
+      lock.unlock();
+      const bool stop = cancelled();
+      lock.lock();
+      if (stop) {
+        job->cancel = true;
+        m.cv.notify_all();  // the scheduler may be idle-waiting with this job still pending
+      }
+    }
+  }
+  if (job->error) std::rethrow_exception(job->error);
+  if (job->cancelled) throw Cancelled();
 
   ChatResult out;
+  out.logprobs = req.logprobs;
   out.prompt_tokens = static_cast<int64_t>(p.prompt.input_ids.size());
-  for (const generate::Completion& c : result.completions) {
+  for (const generate::Completion& c : job->completions) {
     ChatChoice choice;
     choice.token_ids = c.ids;
     out.completion_tokens += static_cast<int64_t>(c.ids.size());
-    std::vector<int64_t> ids = c.ids;
-    // ref: OpenAI / vLLM: the eos token is not part of the message content.
-    if (c.finish_reason == generate::FinishReason::kEos && !ids.empty()) ids.pop_back();
-    choice.text = tok.decode(to_int32(ids), /*skip_special_tokens=*/true);
-    if (c.finish_reason == generate::FinishReason::kStop) {
-      // ref: OpenAI: "the returned text will not contain the stop sequence".
-      size_t cut = std::string::npos;
-      for (const std::string& s : req.stop) cut = std::min(cut, choice.text.find(s));
-      if (cut != std::string::npos) choice.text.resize(cut);
-    }
-    choice.finish_reason = c.finish_reason == generate::FinishReason::kLength ? "length" : "stop";
+    // ref: OpenAI: "the returned text will not contain the stop sequence".
+    choice.text = DeltaText(req.stop).content(tok.decode(content_ids(c.ids, c.finish_reason), /*skip_special_tokens=*/true));
+    choice.finish_reason = finish_reason(c.finish_reason);
+    if (req.logprobs)
+      for (size_t t = 0; t < c.ids.size(); ++t) choice.logprobs.push_back(logprob_entry(c.ids[t], c.raw_logprobs[t]));
     out.choices.push_back(std::move(choice));
   }
   return out;

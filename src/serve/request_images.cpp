@@ -33,7 +33,8 @@ std::vector<vision::Preprocessed> load_request_images(ChatRequest& req, const vi
     const std::optional<vision::ImageSize> size = vision::probe_image_size(bytes);
     if (!size || size->width <= 0 || size->height <= 0)
       throw bad_request(param + ": cannot use this image: not a PNG, JPEG, WebP or BMP with a readable size", param);
-    if (size->width * size->height > limits.max_image_pixels)
+    // Divided, not multiplied: a PNG header may declare 2^32-1 x 2^32-1 (the product overflows).
+    if (size->width > limits.max_image_pixels / size->height)
       throw bad_request(param + ": the image is " + std::to_string(size->width) + "x" + std::to_string(size->height) +
                             " pixels; this server decodes at most " + std::to_string(limits.max_image_pixels) +
                             " pixels (max_image_pixels)",

@@ -4,7 +4,7 @@
 //   POST /v1/chat/completions  -> OpenAI chat.completion (text + image_url content parts)
 // Safe by default: loopback only, no local files, every size bounded (docs/serve.md). Requests
 // are validated and their images decoded concurrently (400 / 413 + OpenAI error JSON naming the
-// field), then run one generation at a time behind a bounded queue.
+// field), then decoded together (continuous batching) behind a bounded queue.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -35,6 +35,7 @@ struct ServeSettings : model::ModelSettings {
   double request_timeout = 300;         // seconds from arrival to the end of generation
   int64_t read_timeout = 30;            // seconds a connection may stay silent (read / write)
   int64_t max_connections = 64;         // connections served at once (worker threads)
+  int64_t max_num_seqs = 16;            // completions decoded together (continuous batching; vLLM name)
 };
 void declare(Options& o, ServeSettings& s);
 

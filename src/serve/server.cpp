@@ -158,9 +158,13 @@ void declare(Options& o, ServeSettings& s) {
   o.add("request_timeout", &s.request_timeout, "seconds a request may take from arrival to its last token (503 after)");
   o.add("read_timeout", &s.read_timeout, "seconds a connection may stay silent while sending or receiving");
   o.add("max_connections", &s.max_connections, "connections served at once (more wait for a free worker)");
+  o.add("max_num_seqs", &s.max_num_seqs, "completions decoded together (continuous batching); more requests wait");
 }
 
 void run_serve(const ServeSettings& settings) {
+  // Logs go to stderr: stdout carries the one announcement line scripts wait for (and a pipe
+  // nobody reads after it would block the server once full).
+  set_log_level("info");
   ServeSettings s = settings;
   REFRACT_CHECK(s.port >= 0 && s.port <= 65535) << "port: " << s.port << " is not a TCP port";
   REFRACT_CHECK(s.max_completion_length >= 1) << "max_completion_length must be >= 1";
@@ -172,6 +176,7 @@ void run_serve(const ServeSettings& settings) {
   REFRACT_CHECK(s.request_timeout > 0) << "request_timeout must be > 0";
   REFRACT_CHECK(s.read_timeout >= 1) << "read_timeout must be >= 1";
   REFRACT_CHECK(s.max_connections >= 1 && s.max_connections <= 4096) << "max_connections must be in [1, 4096]";
+  REFRACT_CHECK(s.max_num_seqs >= 1) << "max_num_seqs must be >= 1";
   if (s.api_key.empty()) {
     if (const char* env = std::getenv("REFRACT_API_KEY")) s.api_key = env;
   }
@@ -194,13 +199,13 @@ void run_serve(const ServeSettings& settings) {
   ec.model = s;
   ec.max_completion_length = s.max_completion_length;
   ec.max_model_len = s.max_model_len;
+  ec.max_num_seqs = s.max_num_seqs;
   ec.media.max_image_pixels = s.max_image_pixels;
   ec.media.max_file_bytes = limits.max_body_bytes;
   ec.media.allowed_local_media_path = limits.allowed_local_media_path;
   ChatEngine engine(ec);
 
   const int64_t created = unix_now();
-  std::timed_mutex generate_mutex;  // one generation at a time: the model and its threads are shared
   std::atomic<int64_t> admitted{0};  // requests between admission and their response
   const std::string bearer = s.api_key.empty() ? "" : "Bearer " + s.api_key;
   const auto request_timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s.request_timeout));
@@ -254,6 +259,21 @@ void run_serve(const ServeSettings& settings) {
   server.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(models_body(name, created), kJson);
   });
+  // Generates (the request joins the engine's running batch). false = cancelled (client gone
+  // or deadline passed) while waiting or during generation.
+  auto run_request = [&](const PreparedChat& p, const std::function<bool()>& cancelled, const DeltaSink& on_delta,
+                        ChatResult* out) {
+    try {
+      *out = engine.run(p, cancelled, on_delta);
+    } catch (const Cancelled&) {
+      return false;
+    }
+    return true;
+  };
+  const ApiError timeout_error(503, "the request did not finish within request_timeout (" +
+                                        std::to_string(s.request_timeout) + " s)",
+                               "", "server_error", "timeout");
+
   server.Post(kChatPath, [&](const httplib::Request& req, httplib::Response& res,
                              const httplib::ContentReader& content_reader) {
     const auto t0 = Clock::now();
@@ -261,8 +281,11 @@ void run_serve(const ServeSettings& settings) {
     struct Admission {
       std::atomic<int64_t>& n;
       ~Admission() { --n; }
-    } admission{admitted};
-    if (++admitted > s.max_queued_requests) {
+    };
+    const int64_t queued = ++admitted;
+    // Held until the response is complete (for a stream: by its content provider).
+    const std::shared_ptr<Admission> admission(new Admission{admitted});
+    if (queued > s.max_queued_requests) {
       reply_and_close(res, ApiError(503, "the server is busy (max_queued_requests); retry later", "", "server_error"));
       res.set_header("Retry-After", "1");
       return;
@@ -287,36 +310,70 @@ void run_serve(const ServeSettings& settings) {
       ChatRequest chat = parse_chat_request(body, limits);
       body.clear();
       body.shrink_to_fit();
+      ChunkHeader header{completion_id(), unix_now(), name, chat.include_usage, chat.logprobs};
+      const bool stream = chat.stream;
+      const int64_t n = chat.n;
       const std::shared_ptr<PreparedChat> prepared = engine.prepare(std::move(chat));  // outside the lock
-
       const int fd = connection_fd(req);
+
+      if (stream) {
+        // Server-Sent Events: the 200 and the role chunks go out at once; errors after that
+        // (deadline, internal) are sent as a `data: {"error": ...}` event, as vLLM does.
+        res.set_header("Cache-Control", "no-cache");
+        res.set_chunked_content_provider(
+            "text/event-stream", [&, admission, prepared, header, n, fd, deadline, t0](size_t, httplib::DataSink& sink) {
+              bool gone = false, late = false;
+              auto send = [&](const std::string& payload) {
+                const std::string event = sse_event(payload);
+                if (!gone && !sink.write(event.data(), event.size())) gone = true;
+              };
+              auto cancelled = [&] {
+                if (Clock::now() > deadline) late = true;
+                else if (client_gone(fd)) gone = true;
+                return late || gone;
+              };
+              for (int64_t i = 0; i < n; ++i) send(role_chunk(header, i));
+              ChatResult result;
+              bool finished = false;
+              try {
+                finished = run_request(*prepared, cancelled, [&](const ChoiceDelta& d) { send(delta_chunk(header, d)); },
+                                      &result);
+              } catch (const std::exception& e) {
+                LOG_ERROR("chat completion failed: {}", e.what());
+                send(error_body(internal_error()));
+              }
+              if (gone) {
+                LOG_INFO("chat completion cancelled: the client disconnected");
+                return false;  // closes the connection
+              }
+              if (late) send(error_body(timeout_error));
+              if (finished && header.include_usage) send(usage_chunk(header, result.prompt_tokens, result.completion_tokens));
+              send("[DONE]");
+              sink.done();
+              if (finished)
+                LOG_INFO("chat completion (stream): {} prompt + {} completion tokens in {:.2f} s", result.prompt_tokens,
+                         result.completion_tokens, std::chrono::duration<double>(Clock::now() - t0).count());
+              return !gone;
+            });
+        return;
+      }
+
       bool gone = false, late = false;
       auto cancelled = [&] {
         if (Clock::now() > deadline) late = true;
         else if (client_gone(fd)) gone = true;
         return late || gone;
       };
-      std::unique_lock<std::timed_mutex> lock(generate_mutex, std::defer_lock);
-      while (!lock.try_lock_for(std::chrono::milliseconds(100)))
-        if (cancelled()) break;
       ChatResult result;
-      if (lock.owns_lock()) {
-        try {
-          result = engine.run(*prepared, cancelled);
-        } catch (const Cancelled&) {
-        }
-      }
+      run_request(*prepared, cancelled, {}, &result);
       if (gone) {
         LOG_INFO("chat completion cancelled: the client disconnected");
         res.status = 499;  // nobody reads it
         res.set_header("Connection", "close");
         return;
       }
-      if (late)
-        throw ApiError(503, "the request did not finish within request_timeout (" + std::to_string(s.request_timeout) +
-                                " s)",
-                       "", "server_error", "timeout");
-      res.set_content(chat_completion_body(completion_id(), unix_now(), name, result), kJson);
+      if (late) throw timeout_error;
+      res.set_content(chat_completion_body(header.id, header.created, name, result), kJson);
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       LOG_INFO("chat completion: {} prompt + {} completion tokens in {:.2f} s", result.prompt_tokens,
                result.completion_tokens, secs);

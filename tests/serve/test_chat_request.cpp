@@ -9,6 +9,7 @@
 #include "serve/api_error.h"
 #include "serve/chat_request.h"
 #include "serve/chat_response.h"
+#include "serve/delta_text.h"
 #include "serve/engine.h"
 #include "serve/request_images.h"
 #include "vision/preprocessor_config.h"
@@ -144,10 +145,23 @@ std::vector<BadCase> bad_cases() {
       {"stop_item_number", with_fields(R"("stop": ["a", 1])"), "stop[1]", "must be a string"},
       {"stop_empty", with_fields(R"("stop": "")"), "stop", "must not be empty"},
       {"stop_too_many", with_fields(R"("stop": ["a", "b", "c", "d", "e"])"), "stop", "at most 4"},
-      {"stream_true", with_fields(R"("stream": true)"), "stream", "not supported"},
       {"stream_string", with_fields(R"("stream": "yes")"), "stream", "must be a boolean"},
+      {"stream_options_without_stream", with_fields(R"("stream_options": {"include_usage": true})"), "stream_options",
+       "only be given when stream is true"},
+      {"stream_options_not_object", with_fields(R"("stream": true, "stream_options": true)"), "stream_options",
+       "must be an object"},
+      {"stream_options_unknown", with_fields(R"("stream": true, "stream_options": {"continuous": true})"),
+       "stream_options.continuous", "unrecognized field"},
+      {"include_usage_string", with_fields(R"("stream": true, "stream_options": {"include_usage": "yes"})"),
+       "stream_options.include_usage", "must be a boolean"},
       {"presence_penalty", with_fields(R"("presence_penalty": 0.5)"), "presence_penalty", "not supported"},
-      {"logprobs_true", with_fields(R"("logprobs": true)"), "logprobs", "not supported"},
+      {"logprobs_number", with_fields(R"("logprobs": 5)"), "logprobs", "must be a boolean, got integer"},
+      {"top_logprobs_without_logprobs", with_fields(R"("top_logprobs": 2)"), "top_logprobs",
+       "needs logprobs to be true"},
+      {"top_logprobs_high", with_fields(R"("logprobs": true, "top_logprobs": 21)"), "top_logprobs",
+       "must be in [0, 20], got 21"},
+      {"top_logprobs_negative", with_fields(R"("logprobs": true, "top_logprobs": -1)"), "top_logprobs",
+       "must be in [0, 20]"},
       {"model_number", std::string(R"({"model": 3, "messages": [)") + kTextMsg + "]}", "model", "model must be a string"},
   };
 }
@@ -196,7 +210,11 @@ TEST(ServeChatRequest, ParsesAFullRequest) {
       {"n", 3},
       {"seed", -5},
       {"stop", {"\n\n", "END"}},
-      {"stream", false},
+      {"stream", true},
+      {"stream_options", {{"include_usage", true}}},
+      {"logprobs", true},
+      {"top_logprobs", 5},
+      {"return_tokens_as_token_ids", true},
       {"presence_penalty", 0},
       {"frequency_penalty", nullptr},
       {"user", "u1"}};
@@ -226,6 +244,11 @@ TEST(ServeChatRequest, ParsesAFullRequest) {
   ASSERT_TRUE(r.seed.has_value());
   EXPECT_EQ(*r.seed, -5);
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_TRUE(r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 5);
+  EXPECT_TRUE(r.return_tokens_as_token_ids);
 }
 
 TEST(ServeChatRequest, DefaultsAndNulls) {
@@ -519,6 +542,100 @@ TEST(ServeChatResponse, ChatCompletionShape) {
   EXPECT_EQ(m["object"], "list");
   EXPECT_EQ(m["data"][0]["id"], "tiny");
   EXPECT_EQ(m["data"][0]["object"], "model");
+}
+
+TEST(ServeDeltaText, Utf8CompletePrefix) {
+  EXPECT_EQ(utf8_complete_prefix(""), 0u);
+  EXPECT_EQ(utf8_complete_prefix("abc"), 3u);
+  EXPECT_EQ(utf8_complete_prefix("a\xc3"), 1u);              // lead of a 2-byte character
+  EXPECT_EQ(utf8_complete_prefix("a\xc3\xa9"), 3u);          // é complete
+  EXPECT_EQ(utf8_complete_prefix("a\xe4\xbd"), 1u);          // 2 of 3 bytes of 你
+  EXPECT_EQ(utf8_complete_prefix("\xe4\xbd\xa0"), 3u);
+  EXPECT_EQ(utf8_complete_prefix("x\xf0\x9f\x98"), 1u);      // 3 of 4 bytes of an emoji
+  EXPECT_EQ(utf8_complete_prefix("x\xf0\x9f\x98\x80"), 5u);
+  EXPECT_EQ(utf8_complete_prefix("\x80\x80\x80\x80\x80"), 5u);  // not UTF-8: nothing to wait for
+}
+
+// Whatever the token boundaries, the streamed deltas concatenate to the non-streamed content
+// (cut before the first stop string), and no delta ever contains a stop string's beginning
+// that the stop string later completes, nor half a character.
+TEST(ServeDeltaText, DeltasConcatenateToTheContent) {
+  const std::string full = "h\xc3\xa9llo, w\xe4\xbd\xa0rld END tail";
+  for (const std::vector<std::string>& stop : std::vector<std::vector<std::string>>{{}, {"END"}, {"zz", "rld E"}}) {
+    for (size_t step = 1; step <= 4; ++step) {
+      SCOPED_TRACE("step " + std::to_string(step) + " stops " + std::to_string(stop.size()));
+      DeltaText d(stop);
+      std::string streamed;
+      const std::string content = d.content(full);
+      size_t end = 0;
+      // A real generation stops at the first token whose text completes a stop string.
+      while (end < full.size()) {
+        end = std::min(full.size(), end + step);
+        const std::string text = full.substr(0, end);
+        if (d.content(text) != text) break;
+        const std::string delta = d.update(text);
+        EXPECT_EQ(utf8_complete_prefix(delta), delta.size()) << "half a character sent";
+        streamed += delta;
+        EXPECT_EQ(content.compare(0, streamed.size(), streamed), 0) << "sent text the content does not have";
+      }
+      streamed += d.finish(full.substr(0, end));
+      EXPECT_EQ(streamed, content);
+    }
+  }
+  EXPECT_EQ(DeltaText({"END"}).content("a END b END"), "a ");
+  DeltaText d({"END"});
+  EXPECT_EQ(d.update("abcE"), "ab");  // "cE" might begin "END"
+  EXPECT_EQ(d.update("abcEN"), "c");
+  EXPECT_EQ(d.finish("abcEND"), "");
+}
+
+TEST(ServeChatResponse, StreamChunksHaveTheOpenAIShape) {
+  ChunkHeader h{"chatcmpl-9", 1700000001, "tiny", /*include_usage=*/true, /*logprobs=*/true};
+  const json role = json::parse(role_chunk(h, 1));
+  EXPECT_EQ(role["object"], "chat.completion.chunk");
+  EXPECT_EQ(role["id"], "chatcmpl-9");
+  EXPECT_EQ(role["created"], 1700000001);
+  EXPECT_EQ(role["model"], "tiny");
+  EXPECT_TRUE(role.contains("usage") && role["usage"].is_null());
+  ASSERT_EQ(role["choices"].size(), 1u);
+  EXPECT_EQ(role["choices"][0]["index"], 1);
+  EXPECT_EQ(role["choices"][0]["delta"], json({{"role", "assistant"}, {"content", ""}}));
+  EXPECT_TRUE(role["choices"][0]["finish_reason"].is_null());
+
+  ChoiceDelta d;
+  d.index = 0;
+  d.content = "h\xc3\xa9";
+  LogprobEntry e;
+  e.token = e.bytes = "\xc3";  // the first byte of é: bytes carry it, token text is U+FFFD
+  e.logprob = -0.5f;
+  e.top_logprobs = {{"\xc3", "\xc3", -0.5f}, {"token_id:97", "a", -1.25f}};
+  d.logprobs = {e};
+  const json c = json::parse(delta_chunk(h, d));
+  EXPECT_EQ(c["choices"][0]["delta"], json({{"content", "h\xc3\xa9"}}));
+  const json& lp = c["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(lp.size(), 1u);
+  EXPECT_EQ(lp[0]["token"], "\xEF\xBF\xBD");
+  EXPECT_EQ(lp[0]["bytes"], json::array({0xc3}));
+  EXPECT_DOUBLE_EQ(lp[0]["logprob"].get<double>(), -0.5);
+  ASSERT_EQ(lp[0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(lp[0]["top_logprobs"][1], json({{"token", "token_id:97"}, {"logprob", -1.25}, {"bytes", {97}}}));
+  EXPECT_TRUE(c["choices"][0]["finish_reason"].is_null());
+
+  ChoiceDelta last;
+  last.index = 2;
+  last.finish_reason = "length";
+  h.logprobs = false;
+  const json f = json::parse(delta_chunk(h, last));
+  EXPECT_EQ(f["choices"][0]["delta"], json::object());  // OpenAI: the last delta is {}
+  EXPECT_EQ(f["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(f["choices"][0]["logprobs"].is_null());
+
+  const json u = json::parse(usage_chunk(h, 10, 7));
+  EXPECT_EQ(u["choices"], json::array());
+  EXPECT_EQ(u["usage"], json({{"prompt_tokens", 10}, {"completion_tokens", 7}, {"total_tokens", 17}}));
+  EXPECT_EQ(sse_event("[DONE]"), "data: [DONE]\n\n");
+  h.include_usage = false;
+  EXPECT_FALSE(json::parse(role_chunk(h, 0)).contains("usage"));
 }
 
 }  // namespace

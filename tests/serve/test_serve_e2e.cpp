@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <thread>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -71,6 +72,43 @@ class ServeEndToEnd : public ::testing::Test {
     return body;
   }
 
+  // The request's prompt built by hand: template -> processor (the server's path, independently).
+  static generate::PromptInput hand_prompt(const text::Tokenizer& tok) {
+    const vision::Preprocessed pre = vision::preprocess_image(vision::decode_image_file(image_path_), {});
+    const std::vector<text::Message> messages = {
+        {"user", {text::ContentItem::make_image(0, pre.num_image_tokens()), text::ContentItem::make_text("Describe the image.")}}};
+    const text::EncodedChat chat = text::apply_chat_template(tok, messages, /*add_generation_prompt=*/true);
+    generate::PromptInput prompt;
+    prompt.input_ids.assign(chat.ids.begin(), chat.ids.end());
+    prompt.pixel_values = torch::from_blob(const_cast<float*>(pre.pixel_values.data()), {pre.rows, 1176}, torch::kFloat32).clone();
+    prompt.image_grid_thw = torch::tensor(std::vector<int64_t>(pre.grid_thw.begin(), pre.grid_thw.end())).view({1, 3});
+    return prompt;
+  }
+
+  // POSTs a streaming request; returns the `data:` payloads in order (the last should be [DONE]).
+  std::vector<std::string> stream_events(const json& body, int* status) {
+    auto c = client();
+    std::string raw;
+    httplib::Headers headers;
+    auto res = c.Post("/v1/chat/completions", headers, body.dump(), "application/json");
+    *status = res ? res->status : -1;
+    if (!res) return {};
+    EXPECT_NE(res->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+    raw = res->body;
+    std::vector<std::string> events;
+    size_t at = 0;
+    while (at < raw.size()) {
+      const size_t end = raw.find("\n\n", at);
+      EXPECT_NE(end, std::string::npos) << "unterminated event: " << raw.substr(at);
+      if (end == std::string::npos) break;
+      const std::string ev = raw.substr(at, end - at);
+      EXPECT_EQ(ev.rfind("data: ", 0), 0u) << ev;
+      events.push_back(ev.substr(6));
+      at = end + 2;
+    }
+    return events;
+  }
+
   static TempDir* dir_;
   static std::string model_dir_, image_path_, start_error_;
   static ServerProcess* server_;
@@ -114,15 +152,11 @@ TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) {
   // The same request by hand: template -> processor -> generate(), greedy.
   torch::set_num_threads(1);
   const text::Tokenizer tok = text::Tokenizer::from_file(model_dir_);
-  const vision::Preprocessed pre = vision::preprocess_image(vision::decode_image_file(image_path_), {});
-  ASSERT_EQ(pre.num_image_tokens(), 6);
-  const std::vector<text::Message> messages = {
-      {"user", {text::ContentItem::make_image(0, pre.num_image_tokens()), text::ContentItem::make_text("Describe the image.")}}};
-  const text::EncodedChat chat = text::apply_chat_template(tok, messages, /*add_generation_prompt=*/true);
-  generate::PromptInput prompt;
-  prompt.input_ids.assign(chat.ids.begin(), chat.ids.end());
-  prompt.pixel_values = torch::from_blob(const_cast<float*>(pre.pixel_values.data()), {pre.rows, 1176}, torch::kFloat32).clone();
-  prompt.image_grid_thw = torch::tensor(std::vector<int64_t>(pre.grid_thw.begin(), pre.grid_thw.end())).view({1, 3});
+  const generate::PromptInput prompt = hand_prompt(tok);
+  ASSERT_EQ(prompt.pixel_values.size(0) / 4, 6);  // 6 image tokens (grid 1x4x6, merge 2x2)
+  struct {
+    std::vector<int64_t> ids;
+  } chat{prompt.input_ids};
   auto model = model::load_pretrained(model_dir_, torch::kCPU, "float32");
   model->eval();
   generate::GenerationConfig gen;
@@ -199,6 +233,184 @@ TEST_F(ServeEndToEnd, BadRequestsGetOpenAIErrorsAndTheServerSurvives) {
   auto h = c.Get("/health");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
+}
+
+// Streaming sends what the non-streamed request returns, chunk by chunk, as OpenAI does:
+// role first, content deltas, finish_reason last, then the usage chunk and [DONE].
+TEST_F(ServeEndToEnd, StreamEqualsNonStreamedAndEndsWithUsageAndDone) {
+  for (const json& sampling : {json{{"temperature", 0}}, json{{"temperature", 1.0}, {"seed", 77}, {"n", 2}}}) {
+    SCOPED_TRACE(sampling.dump());
+    json body = chat_body({{"max_tokens", kMaxTokens}});
+    for (const auto& [k, v] : sampling.items()) body[k] = v;
+    auto c = client();
+    auto plain = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    ASSERT_TRUE(plain);
+    ASSERT_EQ(plain->status, 200) << plain->body;
+    const json expect = json::parse(plain->body);
+    const size_t n = expect["choices"].size();
+
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    int status = 0;
+    const std::vector<std::string> events = stream_events(body, &status);
+    ASSERT_EQ(status, 200);
+    ASSERT_GE(events.size(), 2 * n + 2);
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::vector<std::string> content(n);
+    std::vector<int> roles(n, 0), finishes(n, 0);
+    std::string id;
+    for (size_t e = 0; e + 2 < events.size(); ++e) {
+      const json j = json::parse(events[e]);
+      EXPECT_EQ(j["object"], "chat.completion.chunk");
+      EXPECT_EQ(j["model"], "tiny-vl");
+      if (id.empty()) id = j["id"];
+      EXPECT_EQ(j["id"], id) << "one id for the whole stream";
+      EXPECT_TRUE(j.contains("usage") && j["usage"].is_null()) << "include_usage: usage null until the end";
+      ASSERT_EQ(j["choices"].size(), 1u);
+      const json& ch = j["choices"][0];
+      const size_t i = ch["index"].get<size_t>();
+      ASSERT_LT(i, n);
+      EXPECT_EQ(finishes[i], 0) << "chunk after the choice's finish_reason";
+      if (ch["delta"].contains("role")) {
+        EXPECT_EQ(ch["delta"]["role"], "assistant");
+        EXPECT_EQ(roles[i], 0);
+        EXPECT_TRUE(content[i].empty()) << "the role comes first";
+        ++roles[i];
+      } else {
+        EXPECT_EQ(roles[i], 1) << "content before the role chunk";
+      }
+      if (ch["delta"].contains("content")) content[i] += ch["delta"]["content"].get<std::string>();
+      if (!ch["finish_reason"].is_null()) {
+        EXPECT_EQ(ch["finish_reason"], expect["choices"][i]["finish_reason"]);
+        ++finishes[i];
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(roles[i], 1);
+      EXPECT_EQ(finishes[i], 1);
+      EXPECT_EQ(content[i], expect["choices"][i]["message"]["content"].get<std::string>()) << "choice " << i;
+    }
+    const json usage = json::parse(events[events.size() - 2]);
+    EXPECT_EQ(usage["choices"], json::array());
+    EXPECT_EQ(usage["usage"], expect["usage"]);
+  }
+  // Without include_usage: no usage anywhere, [DONE] right after the last choice chunk.
+  int status = 0;
+  const auto events = stream_events(chat_body({{"max_tokens", 3}, {"temperature", 0}, {"stream", true}}), &status);
+  ASSERT_EQ(status, 200);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  for (size_t e = 0; e + 1 < events.size(); ++e) EXPECT_FALSE(json::parse(events[e]).contains("usage"));
+  EXPECT_FALSE(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"].is_null());
+}
+
+// logprobs / top_logprobs: log_softmax of the model's raw logits (vLLM's default), checked
+// against a full forward pass of prompt + completion (no KV cache), greedy and sampled (where
+// the temperature must NOT change them); the streamed entries equal the non-streamed ones.
+TEST_F(ServeEndToEnd, LogprobsEqualAFullForwardOfTheCompletion) {
+  torch::set_num_threads(1);
+  const text::Tokenizer tok = text::Tokenizer::from_file(model_dir_);
+  const generate::PromptInput prompt = hand_prompt(tok);
+  auto model = model::load_pretrained(model_dir_, torch::kCPU, "float32");
+  model->eval();
+  constexpr int64_t kTop = 3;
+  for (const json& sampling : {json{{"temperature", 0}}, json{{"temperature", 1.7}, {"seed", 5}}}) {
+    SCOPED_TRACE(sampling.dump());
+    json body = chat_body(
+        {{"max_tokens", kMaxTokens}, {"logprobs", true}, {"top_logprobs", kTop}, {"return_tokens_as_token_ids", true}});
+    for (const auto& [k, v] : sampling.items()) body[k] = v;
+    auto c = client();
+    auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json j = json::parse(res->body);
+    const json& entries = j["choices"][0]["logprobs"]["content"];
+    ASSERT_TRUE(entries.is_array());
+    ASSERT_EQ(int64_t(entries.size()), j["usage"]["completion_tokens"].get<int64_t>()) << "one entry per token";
+    ASSERT_GT(entries.size(), 0u);
+
+    // vLLM's return_tokens_as_token_ids: "token_id:N"; `bytes` stay the token's own bytes.
+    auto id_and_bytes = [&](const json& e) {
+      const std::string t = e["token"].get<std::string>();
+      EXPECT_EQ(t.rfind("token_id:", 0), 0u) << t;
+      const int64_t id = std::stoll(t.substr(9));
+      std::string bytes;
+      for (int b : e["bytes"]) bytes.push_back(static_cast<char>(b));
+      EXPECT_EQ(bytes, tok.decode({int32_t(id)})) << "token " << id;
+      return id;
+    };
+    std::vector<int64_t> ids = prompt.input_ids;
+    for (const json& e : entries) ids.push_back(id_and_bytes(e));
+    model::ModelInputs in;
+    in.input_ids = torch::tensor(ids, torch::kLong).view({1, -1});
+    in.pixel_values = prompt.pixel_values;
+    in.image_grid_thw = prompt.image_grid_thw;
+    const torch::Tensor lp = model->forward(in).logits[0].log_softmax(-1);  // [S, V]
+    const int64_t p = int64_t(prompt.input_ids.size());
+    for (size_t t = 0; t < entries.size(); ++t) {
+      SCOPED_TRACE("token " + std::to_string(t));
+      const torch::Tensor row = lp[p - 1 + int64_t(t)];
+      EXPECT_NEAR(entries[t]["logprob"].get<double>(), row[ids[p + t]].item<double>(), 1e-4);
+      const auto top = row.topk(kTop);
+      ASSERT_EQ(entries[t]["top_logprobs"].size(), size_t(kTop));
+      for (int64_t k = 0; k < kTop; ++k) {
+        const json& alt = entries[t]["top_logprobs"][k];
+        EXPECT_NEAR(alt["logprob"].get<double>(), std::get<0>(top)[k].item<double>(), 1e-4);
+        EXPECT_EQ(id_and_bytes(alt), std::get<1>(top)[k].item<int64_t>());
+      }
+      if (sampling["temperature"] == 0)
+        EXPECT_EQ(entries[t]["top_logprobs"][0]["token"], entries[t]["token"]) << "greedy picks the top token";
+    }
+
+    // Streamed: the same entries, spread over the chunks.
+    body["stream"] = true;
+    int status = 0;
+    const std::vector<std::string> events = stream_events(body, &status);
+    ASSERT_EQ(status, 200);
+    json streamed = json::array();
+    for (const std::string& ev : events) {
+      if (ev == "[DONE]") continue;
+      const json ch = json::parse(ev)["choices"][0];
+      if (ch["delta"].contains("role")) continue;
+      for (const json& e : ch["logprobs"]["content"]) streamed.push_back(e);
+    }
+    EXPECT_EQ(streamed, entries);
+  }
+}
+
+// Continuous batching: a seeded request gives the same completions whether it runs alone or
+// while other requests (other prompts, lengths and settings) share its decode steps.
+TEST_F(ServeEndToEnd, SeededRequestIsTheSameAloneOrBatched) {
+  const json seeded = chat_body({{"temperature", 0.9}, {"top_p", 0.95}, {"max_tokens", 10}, {"n", 2}, {"seed", 4242}});
+  auto c = client();
+  auto alone = c.Post("/v1/chat/completions", seeded.dump(), "application/json");
+  ASSERT_TRUE(alone);
+  ASSERT_EQ(alone->status, 200) << alone->body;
+  std::vector<json> others = {
+      json{{"messages", {{{"role", "user"}, {"content", "A much longer text prompt that pads the others, " + std::string(200, 'x')}}}},
+           {"max_tokens", 16}, {"temperature", 1.3}, {"seed", 1}},
+      json{{"messages", {{{"role", "user"}, {"content", "short"}}}}, {"max_tokens", 5}, {"temperature", 0}},
+      chat_body({{"max_tokens", 12}, {"repetition_penalty", 1.2}, {"temperature", 0}})};
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::thread> threads;
+    std::vector<int> statuses(others.size(), 0);
+    for (size_t i = 0; i < others.size(); ++i)
+      threads.emplace_back([&, i] {
+        auto oc = client();
+        for (int k = 0; k < 2; ++k) {  // keep the batch busy while the seeded one runs
+          auto r = oc.Post("/v1/chat/completions", others[i].dump(), "application/json");
+          statuses[i] = r ? r->status : -1;
+        }
+      });
+    auto batched = c.Post("/v1/chat/completions", seeded.dump(), "application/json");
+    for (auto& t : threads) t.join();
+    ASSERT_TRUE(batched);
+    ASSERT_EQ(batched->status, 200) << batched->body;
+    for (int st : statuses) EXPECT_EQ(st, 200);
+    const json a = json::parse(alone->body), b = json::parse(batched->body);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(a["choices"][i]["message"], b["choices"][i]["message"]) << "choice " << i;
+    EXPECT_EQ(a["usage"], b["usage"]);
+  }
 }
 
 }  // namespace

@@ -212,6 +212,10 @@ TEST_F(ServeSafety, MalformedRequestBattery) {
        "messages[0].content[0].image_url.url", "cannot use this image"},
       {"png_bomb", image_body(data_url("image/png", png_header(100000, 100000))).dump(), 400,
        "messages[0].content[0].image_url.url", "max_image_pixels"},
+      // Found by fuzz_image_decode: width * height of this header overflows int64.
+      {"png_bomb_overflowing_product",
+       image_body(data_url("image/png", png_header(0xFFFFFFFFu, 0xFFFFFF00u))).dump(), 400,
+       "messages[0].content[0].image_url.url", "max_image_pixels"},
       {"png_just_over", image_body(data_url("image/png", png_header(1001, 1000))).dump(), 400,
        "messages[0].content[0].image_url.url", "max_image_pixels"},
       {"jpeg_bomb", image_body(data_url("image/jpeg", jpeg_header(65000, 65000))).dump(), 400,
@@ -257,6 +261,16 @@ TEST_F(ServeSafety, MalformedRequestBattery) {
        "max_tokens", "maximum context length is 300"},
       {"unknown_model", image_body(data_url("image/png", ok_png), {{"model", "gpt-4o"}}).dump(), 404, "model",
        "does not exist"},
+      {"stream_not_boolean", image_body(data_url("image/png", ok_png), {{"stream", 1}}).dump(), 400, "stream",
+       "must be a boolean"},
+      {"stream_options_without_stream",
+       image_body(data_url("image/png", ok_png), {{"stream_options", {{"include_usage", true}}}}).dump(), 400,
+       "stream_options", "only be given when stream is true"},
+      {"top_logprobs_out_of_range",
+       image_body(data_url("image/png", ok_png), {{"logprobs", true}, {"top_logprobs", 21}}).dump(), 400, "top_logprobs",
+       "must be in [0, 20]"},
+      {"stream_with_bad_image", image_body(data_url("image/png", png_header(100000, 100000)), {{"stream", true}}).dump(),
+       400, "messages[0].content[0].image_url.url", "max_image_pixels"},
       {"body_over_limit", json{{"messages", {{{"role", "user"}, {"content", std::string(1100000, 'a')}}}}}.dump(), 413,
        "", "max_body_mb"},
   };
@@ -405,6 +419,67 @@ TEST_F(ServeSafety, PeakMemoryStaysBounded) {
   std::cout << "server VmHWM: " << peak << " MiB\n";
   EXPECT_GT(peak, 0);
   EXPECT_LT(peak, 1024.0);
+}
+
+// An abandoned request stops generating (issue 14: "an abandoned request keeps generating"):
+// a client that closes its connection mid-stream, or while waiting for a non-streamed answer,
+// cancels its generation at the next decode step; the server says so in its log and serves on.
+TEST(ServeSafetyCancel, ClientThatLeavesCancelsItsGeneration) {
+  TempDir dir("cancel");
+  write_tiny_serving_model(dir.file("model"));
+  ServerProcess server;
+  ASSERT_TRUE(server.start({"--model", dir.file("model"), "--port", "0", "--threads", "1", "--max_completion_length",
+                            "6000", "--max_model_len", "8192"},
+                           dir.file("log")))
+      << server.error() << read_file(dir.file("log"));
+  // Greedy, 6000 tokens: far longer than the time it takes to notice the client left.
+  const json body = {{"max_tokens", 6000}, {"temperature", 0}, {"messages", {{{"role", "user"}, {"content", "Go on."}}}}};
+  auto count = [&](const std::string& what) {
+    const std::string log = read_file(dir.file("log"));
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  auto wait_for = [&](const std::string& what, size_t n) {
+    for (int i = 0; i < 600 && count(what) < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return count(what);
+  };
+  {
+    // Streaming: read the first event (the role chunk), then hang up.
+    json sb = body;
+    sb["stream"] = true;
+    RawConnection conn(server.port());
+    const std::string payload = sb.dump();
+    ASSERT_TRUE(conn.send_all("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload));
+    std::string got;
+    char buf[4096];
+    while (got.find("data: ") == std::string::npos) {
+      const ssize_t n = ::recv(conn.fd, buf, sizeof(buf), 0);
+      ASSERT_GT(n, 0) << got;
+      got.append(buf, size_t(n));
+    }
+    EXPECT_EQ(status_of(got), 200) << got;
+  }
+  EXPECT_EQ(wait_for("cancelled: the client disconnected", 1), 1u) << read_file(dir.file("log"));
+  {
+    // Not streaming: send the request, wait a little, hang up.
+    RawConnection conn(server.port());
+    const std::string payload = body.dump();
+    ASSERT_TRUE(conn.send_all("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_EQ(wait_for("cancelled: the client disconnected", 2), 2u) << read_file(dir.file("log"));
+  EXPECT_EQ(count("completion tokens in"), 0u) << "an abandoned generation ran to its end";
+  // Still serving.
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(120, 0);
+  auto res = c.Post("/v1/chat/completions", json{{"max_tokens", 3}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}}.dump(),
+                    "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(server.stop(), 0);
 }
 
 }  // namespace
