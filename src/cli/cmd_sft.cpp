@@ -23,7 +23,9 @@ void add_sft_command(CLI::App& app) {
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
+    if (launch_workers_if_asked(st->config.nproc_per_node, st->config.master_port)) return;
     train::RunSummary s = train::run_sft(st->config);
+    if (!is_main_process()) return;  // rank 0 reports for the job
     std::printf("sft: steps %lld..%lld in %.1f s, checkpoint %s\n", (long long)s.first_step,
                 (long long)s.last_step, s.wall_seconds, s.final_checkpoint.c_str());
   });
