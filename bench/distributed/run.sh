@@ -19,7 +19,7 @@ COMMON=(--model "$W/model" --data_file_paths "$W/data/rec_train.jsonl" --image_f
         --question_template none --report_to none --logging_steps 1 --save_steps 0 --max_steps "$STEPS"
         --lr_scheduler_type constant --learning_rate 1e-5 --seed 3)
 SFT=(sft --gradient_accumulation_steps 1)
-GRPO=(grpo --num_generations 4 --max_completion_length 16 --reward_funcs iou format --freeze_vision_modules true)
+GRPO=(grpo --num_generations 4 --max_completion_length 16 --reward_funcs iou format --freeze_vision_modules)
 
 run() {  # name global_batch procs threads cmd...
   local name=$1 batch=$2 procs=$3 threads=$4; shift 4

@@ -295,10 +295,12 @@ class GrpoTrainer {
     const size_t k_funcs = reward_fns_.size();
     std::vector<int64_t> meta, ids;  // per completion: length, finish reason
     std::vector<double> rewards;     // per completion x reward function, NaN = no opinion
+    std::vector<double> logprobs;    // the sampler's, per token
     for (size_t i = 0; i < local.size(); ++i) {
       meta.push_back(static_cast<int64_t>(local[i].ids.size()));
       meta.push_back(static_cast<int64_t>(local[i].finish_reason));
       ids.insert(ids.end(), local[i].ids.begin(), local[i].ids.end());
+      logprobs.insert(logprobs.end(), local[i].logprobs.begin(), local[i].logprobs.end());
       for (size_t k = 0; k < k_funcs; ++k)
         rewards.push_back(local_rewards[i][k] ? *local_rewards[i][k] : std::nan(""));
     }
@@ -308,6 +310,7 @@ class GrpoTrainer {
     meta = dist.all_gather(meta);
     ids = dist.all_gather(ids);
     rewards = dist.all_gather(rewards);
+    logprobs = dist.all_gather(logprobs);
     const size_t n = meta.size() / 2;
     REFRACT_CHECK(static_cast<int64_t>(n) == static_cast<int64_t>(round_samples->size()) * g)
         << "gathered " << n << " completions for " << round_samples->size() << " prompts";
@@ -320,6 +323,8 @@ class GrpoTrainer {
       c.generation_index = static_cast<int64_t>(i) % g;
       c.ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(off),
                    ids.begin() + static_cast<std::ptrdiff_t>(off + meta[2 * i]));
+      c.logprobs.assign(logprobs.begin() + static_cast<std::ptrdiff_t>(off),
+                        logprobs.begin() + static_cast<std::ptrdiff_t>(off + meta[2 * i]));
       off += static_cast<size_t>(meta[2 * i]);
       c.finish_reason = static_cast<generate::FinishReason>(meta[2 * i + 1]);
       for (size_t k = 0; k < k_funcs; ++k) {

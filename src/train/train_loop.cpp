@@ -17,10 +17,10 @@ TrainSetup::TrainSetup(const TrainingConfig& cfg_in, int64_t sft_max_length) {
   TrainingConfig cfg = cfg_in;
   sync_data(cfg);
   const distributed::DistEnv env = distributed::dist_env_from_environment();
+  // Ranks other than 0 say only what goes wrong: their info lines would repeat rank 0's.
+  if (env.rank != 0 && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
   cfg.device = distributed::device_for_rank(cfg.device, env);
   dist = distributed::init_dist(env, cfg.ddp_backend, cfg.ddp_timeout, torch::Device(cfg.device));
-  // Ranks other than 0 say only what goes wrong: their info lines would repeat rank 0's.
-  if (!dist->is_main() && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
   opened = model::open_model(cfg);  // the adapter, if any, stays separate and is what trains
   model::Qwen2_5_VLImpl& m = *opened.model;
   m.train();
