@@ -9,13 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
-STEPS=${2:-12}
+STEPS=${2:-6}
 R="$BUILD/refract"
 W=$(mktemp -d /tmp/refract_bench_dp.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-"$R" data synth --task rec --split train --num_samples 256 --seed 1 --output "$W/data" > /dev/null
+"$R" data synth --task rec --split in_domain --num_samples 256 --seed 1 --output "$W/data" > /dev/null
 "$R" model init --preset small --tokenizer assets/demo_warm_start --output "$W/model" --seed 1 > /dev/null
-COMMON=(--model "$W/model" --data_file_paths "$W/data/rec_train.jsonl" --image_folders "$W/data"
+COMMON=(--model "$W/model" --data_file_paths "$W/data/rec_in_domain.jsonl" --image_folders "$W/data"
         --question_template none --report_to none --logging_steps 1 --save_steps 0 --max_steps "$STEPS"
         --lr_scheduler_type constant --learning_rate 1e-5 --seed 3)
 SFT=(sft --gradient_accumulation_steps 1)
@@ -45,7 +45,7 @@ PY
 }
 
 echo "refract data parallel, small preset, $STEPS steps (median of steps 3..), $(nproc) cores"
-run sft_1x2threads 8 1 2 "${SFT[@]}"
-run sft_2x1thread 8 2 1 "${SFT[@]}"
-run grpo_1x2threads 16 1 2 "${GRPO[@]}"
-run grpo_2x1thread 16 2 1 "${GRPO[@]}"
+run sft_1x2threads 4 1 2 "${SFT[@]}"
+run sft_2x1thread 4 2 1 "${SFT[@]}"
+run grpo_1x2threads 8 1 2 "${GRPO[@]}"
+run grpo_2x1thread 8 2 1 "${GRPO[@]}"
