@@ -36,7 +36,9 @@ void add_grpo_command(CLI::App& app) {
       return;
     }
     train::check_plan_only_settings(st->options, st->plan);
+    if (launch_workers_if_asked(st->config.nproc_per_node, st->config.master_port)) return;
     train::RunSummary s = train::run_grpo(st->config);
+    if (!is_main_process()) return;  // rank 0 reports for the job
     std::printf("grpo: steps %lld..%lld in %.1f s, reward %.4f -> %.4f, checkpoint %s\n",
                 (long long)s.first_step, (long long)s.last_step, s.wall_seconds, s.first_reward,
                 s.last_reward, s.final_checkpoint.c_str());

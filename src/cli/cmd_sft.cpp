@@ -35,7 +35,9 @@ void add_sft_command(CLI::App& app) {
       return;
     }
     train::check_plan_only_settings(st->options, st->plan);
+    if (launch_workers_if_asked(st->config.nproc_per_node, st->config.master_port)) return;
     train::RunSummary s = train::run_sft(st->config);
+    if (!is_main_process()) return;  // rank 0 reports for the job
     std::printf("sft: steps %lld..%lld in %.1f s, checkpoint %s\n", (long long)s.first_step,
                 (long long)s.last_step, s.wall_seconds, s.final_checkpoint.c_str());
   });

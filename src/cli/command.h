@@ -1,6 +1,7 @@
 // Every subcommand registers itself on the top-level CLI::App through one function.
 // The subcommand's callback does the work; errors propagate as refract::Error to main().
 #pragma once
+#include <cstdint>
 
 namespace CLI {
 class App;
@@ -23,4 +24,9 @@ void add_tokenize_command(CLI::App& app);
 void add_preprocess_command(CLI::App& app);
 void add_env_command(CLI::App& app);
 void add_completion_command(CLI::App& app);  // walks `app`: register it last
+
+// grpo / sft with nproc_per_node > 1 outside a launched job: runs the workers (launch.cpp) and
+// returns true (throws CLI::RuntimeError with the failed worker's exit code); false otherwise.
+bool launch_workers_if_asked(int64_t nproc_per_node, int64_t master_port);
+bool is_main_process();  // RANK 0, or not distributed
 }  // namespace refract::cli

@@ -82,6 +82,8 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
   const int64_t num_prompts = static_cast<int64_t>(prompts.size());
   const int64_t g = config.num_generations;
   const int64_t num_samples = num_prompts * g;
+  REFRACT_CHECK(options.prompt_streams.empty() || static_cast<int64_t>(options.prompt_streams.size()) == num_prompts)
+      << "prompt_streams has " << options.prompt_streams.size() << " entries for " << num_prompts << " prompts";
   const torch::Device device = model.device();
   const int64_t pad_id = config.pad_token_id >= 0   ? config.pad_token_id
                          : !config.stop_token_ids.empty() ? config.stop_token_ids[0]
@@ -162,7 +164,8 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
     c.logprobs.reserve(config.max_new_tokens);
     batch.row_sample.push_back(n);
     // Stream = sample index, so a completion's randomness depends only on (seed, p, g).
-    if (config.do_sample) batch.generators.push_back(make_generator(config.seed, n));
+    const int64_t stream = options.prompt_streams.empty() ? n : options.prompt_streams[n / g] * g + n % g;
+    if (config.do_sample) batch.generators.push_back(make_generator(config.seed, static_cast<uint64_t>(stream)));
   }
   std::vector<std::vector<torch::Tensor>> step_logits(options.record_step_logits ? num_samples : 0);
   std::vector<char> finished(num_samples, 0);  // rows not yet compacted away may be finished

@@ -79,6 +79,10 @@ struct GenerateOptions {
   // Compact the batch once finished rows reach this fraction of it (1 = never).
   double compact_fraction = 0.25;
   bool record_step_logits = false;  // tests / debugging: keep every step's raw logits
+  // Optional, one per prompt: completion g of prompt p draws from random stream
+  // prompt_streams[p] * G + g instead of p * G + g. A data-parallel rank generating prompts
+  // [p0, p1) of a round passes their round indices, so it samples what one process would.
+  std::vector<int64_t> prompt_streams;
   // Called before every decode step (not before the prefill). It may throw to abandon the
   // generation, e.g. when a server's client has gone away or its deadline has passed.
   std::function<void()> before_step;

@@ -81,6 +81,16 @@ static void declare_base(Options& o, TrainingConfig& c) {
       .choices({"auto", "true", "false"});
   o.add("load_best_model_at_end", &c.load_best_model_at_end,
         "end the run with the best checkpoint's weights and report it as the final checkpoint");
+  o.add("nproc_per_node", &c.nproc_per_node,
+        "start N data-parallel worker processes on this machine (built-in launcher; ignored in a "
+        "process started by torchrun, i.e. with WORLD_SIZE set)");
+  o.add("master_port", &c.master_port, "rendezvous port of the built-in launcher (0: a free port)");
+  o.add("ddp_backend", &c.ddp_backend, "collective backend: nccl on cuda, gloo on cpu (auto)")
+      .choices({"auto", "nccl", "gloo"});
+  o.add("ddp_timeout", &c.ddp_timeout,
+        "seconds a collective waits for the other ranks before failing (a dead or hung peer)");
+  o.add("optimizer_sharding", &c.optimizer_sharding,
+        "ZeRO-1: each rank keeps the AdamW state of 1/WORLD_SIZE of the parameters");
 }
 
 void declare(Options& o, TrainingConfig& c) {
@@ -150,6 +160,8 @@ void validate(const TrainingConfig& c) {
   REFRACT_CHECK(c.adapter.empty() || c.use_peft)
       << "adapter: continuing an adapter needs use_peft true (the adapter is what trains)";
   REFRACT_CHECK(c.logging_steps >= 1) << "logging_steps must be >= 1, got " << c.logging_steps;
+  REFRACT_CHECK(c.ddp_timeout > 0) << "ddp_timeout must be > 0 seconds, got " << c.ddp_timeout;
+  REFRACT_CHECK(c.nproc_per_node >= 0) << "nproc_per_node must be >= 0, got " << c.nproc_per_node;
   REFRACT_CHECK(!c.use_peft || c.lora_r >= 1) << "lora_r must be >= 1, got " << c.lora_r;
   // Evaluation during training (HF TrainingArguments' rules where it has them).
   const bool eval_data = !c.eval_data_file_paths.empty() || !c.eval_dataset_name.empty();
@@ -171,15 +183,21 @@ void validate(const TrainingConfig& c) {
       << c.effective_eval_steps() << ") so that evaluated steps are saved";
 }
 
-void validate(const GrpoConfig& c) {
+void validate(const GrpoConfig& c, int64_t world_size) {
   validate(static_cast<const TrainingConfig&>(c));
   REFRACT_CHECK(c.num_generations >= 2)
       << "num_generations must be >= 2 (advantages need a group), got " << c.num_generations;
-  const int64_t gen_batch = c.per_device_train_batch_size * c.effective_steps_per_generation();
-  // ref: trl GRPOConfig.__post_init__: generation_batch_size must be divisible by G.
-  REFRACT_CHECK(gen_batch % c.num_generations == 0)
-      << "per_device_train_batch_size x steps_per_generation (" << gen_batch
-      << ") must be divisible by num_generations (" << c.num_generations << ")";
+  const int64_t gen_batch = c.per_device_train_batch_size * world_size * c.effective_steps_per_generation();
+  // ref: trl GRPOConfig.__post_init__: the global generation batch must be divisible by G.
+  if (world_size == 1)
+    REFRACT_CHECK(gen_batch % c.num_generations == 0)
+        << "per_device_train_batch_size x steps_per_generation (" << gen_batch
+        << ") must be divisible by num_generations (" << c.num_generations << ")";
+  else
+    REFRACT_CHECK(gen_batch % c.num_generations == 0)
+        << "the global generation batch per_device_train_batch_size x WORLD_SIZE x steps_per_generation ("
+        << c.per_device_train_batch_size << " x " << world_size << " x " << c.effective_steps_per_generation()
+        << " = " << gen_batch << ") must be divisible by num_generations (" << c.num_generations << ")";
   REFRACT_CHECK(c.num_iterations >= 1) << "num_iterations must be >= 1, got " << c.num_iterations;
   REFRACT_CHECK(c.temperature > 0) << "temperature must be > 0, got " << c.temperature;
   REFRACT_CHECK(c.epsilon >= 0) << "epsilon must be >= 0, got " << c.epsilon;

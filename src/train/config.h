@@ -74,6 +74,13 @@ struct TrainingConfig : model::ModelSettings {
   std::string metric_for_best_model;         // e.g. accuracy (= eval/accuracy); "" = no best kept
   std::string greater_is_better = "auto";    // auto: false for cer, mae, *loss; true otherwise
   bool load_best_model_at_end = false;       // the run ends with (and reports) the best checkpoint
+  // data parallel (docs/distributed.md): RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT from the
+  // environment (torchrun), or the built-in launcher
+  int64_t nproc_per_node = 0;                // > 1: start this many local workers (built-in launcher)
+  int64_t master_port = 29500;               // built-in launcher's rendezvous port (0: a free one)
+  std::string ddp_backend = "auto";          // auto (nccl on cuda, gloo on cpu) | nccl | gloo
+  double ddp_timeout = 1800;                 // seconds a collective waits for a peer (accelerate's default)
+  bool optimizer_sharding = false;           // ZeRO-1: AdamW moments split over the ranks
   bool evaluating() const { return eval_strategy == "steps"; }
   int64_t effective_eval_steps() const { return eval_steps > 0 ? eval_steps : logging_steps; }
 };
@@ -126,6 +133,7 @@ inline void sync_data(TrainingConfig& c) {
 
 // Fails with a message naming the key when settings contradict each other.
 void validate(const TrainingConfig& c);
-void validate(const GrpoConfig& c);
+// world_size: the number of data-parallel processes (the global batch counts them).
+void validate(const GrpoConfig& c, int64_t world_size = 1);
 
 }  // namespace refract::train

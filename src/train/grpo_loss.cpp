@@ -1,5 +1,7 @@
 #include "train/grpo_loss.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace refract::train {
@@ -50,12 +52,17 @@ GrpoLossOutput grpo_loss(const GrpoLossInputs& in, const GrpoLossOptions& opt) {
 
   const double ga = static_cast<double>(opt.gradient_accumulation_steps);
   const torch::Tensor masked = per_token_loss * mask;
+  // With num_sequences / num_tokens (data parallel) each rank's loss is its share of the mean
+  // over the whole micro-batch; the ranks' gradients are then summed.
   if (opt.loss_type == "grpo") {
-    out.loss = (masked.sum(-1) / mask.sum(-1).clamp_min(1.0)).mean() / ga;
+    const torch::Tensor per_seq = masked.sum(-1) / mask.sum(-1).clamp_min(1.0);
+    out.loss = (opt.num_sequences > 0 ? per_seq.sum() / opt.num_sequences : per_seq.mean()) / ga;
   } else if (opt.loss_type == "bnpo") {
-    out.loss = masked.sum() / mask.sum().clamp_min(1.0) / ga;
+    out.loss = opt.num_tokens > 0 ? masked.sum() / std::max(1.0, opt.num_tokens) / ga
+                                  : masked.sum() / mask.sum().clamp_min(1.0) / ga;
   } else if (opt.loss_type == "dr_grpo") {
-    out.loss = masked.sum() / static_cast<double>(logp.size(0) * opt.max_completion_length) / ga;
+    const double rows = opt.num_sequences > 0 ? opt.num_sequences : static_cast<double>(logp.size(0));
+    out.loss = masked.sum() / (rows * static_cast<double>(opt.max_completion_length)) / ga;
   } else if (opt.loss_type == "dapo") {
     REFRACT_CHECK(opt.num_items_in_batch > 0) << "dapo needs num_items_in_batch > 0";
     // ref: trl: normalised by the active tokens of the whole generation batch, no / GA.

@@ -16,8 +16,12 @@ struct GrpoLossOptions {
   double beta = 0.0;
   int64_t gradient_accumulation_steps = 1;          // GA (grpo, bnpo, dr_grpo divide by it)
   int64_t max_completion_length = 512;              // dr_grpo's constant denominator
-  // dapo: active tokens in the whole generation batch / world_size (TRL num_items_in_batch).
+  // dapo: active tokens of the whole (all ranks) generation batch's share of one optimizer
+  // step (TRL num_items_in_batch). Gradients are summed over ranks, so no / world_size here.
   double num_items_in_batch = 0;
+  // Data parallel: the micro-batch over all ranks (0 = this batch alone, one process).
+  double num_sequences = 0;  // grpo, dr_grpo: its completions
+  double num_tokens = 0;     // bnpo: its active tokens
 };
 
 struct GrpoLossInputs {

@@ -27,6 +27,7 @@ struct TrainLogger::Tb {
 
 TrainLogger::TrainLogger(LoggerSettings s)
     : s_(std::move(s)), start_(std::chrono::steady_clock::now()), tb_(std::make_unique<Tb>()) {
+  if (!s_.write_files) return;
   std::filesystem::create_directories(s_.output_dir);
   const bool tb = std::find(s_.report_to.begin(), s_.report_to.end(), "tensorboard") !=
                   s_.report_to.end();
@@ -53,7 +54,7 @@ void TrainLogger::restore(const nlohmann::json& log_history) {
   history_ = log_history.is_array() ? log_history : nlohmann::json::array();
   std::string text;
   for (const auto& e : history_) text += e.dump() + "\n";
-  write_file_atomic(s_.output_dir + "/metrics.jsonl", text);
+  if (s_.write_files) write_file_atomic(s_.output_dir + "/metrics.jsonl", text);
 }
 
 bool TrainLogger::step(int64_t global_step, double epoch,
@@ -90,6 +91,7 @@ void TrainLogger::log_now(int64_t global_step, double epoch,
 
 void TrainLogger::write_entry(const nlohmann::json& entry) {
   history_.push_back(entry);
+  if (!s_.write_files) return;
   // Rewritten whole (small) so the file is never torn and always equals log_history.
   std::string text;
   for (const auto& e : history_) text += e.dump() + "\n";

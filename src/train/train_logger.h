@@ -21,6 +21,7 @@ struct LoggerSettings {
   double max_seconds = 0;  // > 0: the run also ends after this wall time (the progress line follows it)
   bool log_completions = false;
   bool quiet = false;  // no stderr lines (tests)
+  bool write_files = true;  // false: history in memory only (data-parallel ranks other than 0)
 };
 
 class TrainLogger {

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "data/rng.h"
 #include "data/validate.h"
+#include "distributed/grad_sync.h"
 #include "train/optim.h"
 
 namespace refract::train {
@@ -15,6 +16,11 @@ namespace refract::train {
 TrainSetup::TrainSetup(const TrainingConfig& cfg_in, int64_t sft_max_length) {
   TrainingConfig cfg = cfg_in;
   sync_data(cfg);
+  const distributed::DistEnv env = distributed::dist_env_from_environment();
+  // Ranks other than 0 say only what goes wrong: their info lines would repeat rank 0's.
+  if (env.rank != 0 && spdlog::get_level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);
+  cfg.device = distributed::device_for_rank(cfg.device, env);
+  dist = distributed::init_dist(env, cfg.ddp_backend, cfg.ddp_timeout, torch::Device(cfg.device));
   opened = model::open_model(cfg);  // the adapter, if any, stays separate and is what trains
   model::Qwen2_5_VLImpl& m = *opened.model;
   m.train();
@@ -79,14 +85,23 @@ TrainLoop::TrainLoop(const TrainingConfig& cfg, TrainSetup& setup, double sample
                                                       static_cast<double>(setup.samples.size()) / samples_per_step));
   REFRACT_CHECK(total_steps_ >= 1) << "the run has no steps (max_steps " << cfg.max_steps << ", num_train_epochs "
                                    << cfg.num_train_epochs << ")";
-  std::vector<std::pair<std::string, torch::Tensor>> named;
+  std::vector<std::pair<std::string, torch::Tensor>> named, trainable_named;
   for (const auto& p : setup.model().named_parameters()) {
     named.emplace_back(p.key(), p.value());
-    if (p.value().requires_grad()) trainable_.push_back(p.value());
+    if (p.value().requires_grad()) trainable_.push_back(p.value()), trainable_named.emplace_back(p.key(), p.value());
   }
   OptimizerSettings os{cfg.learning_rate, cfg.weight_decay, cfg.adam_beta1, cfg.adam_beta2,
                        cfg.adam_epsilon};
-  optimizer_ = make_adamw(named, os);
+  distributed::Dist& d = *setup.dist;
+  if (cfg.optimizer_sharding && d.active()) {
+    REFRACT_CHECK(!trainable_named.empty()) << "no trainable parameters";
+    sharded_ = std::make_unique<distributed::ShardedOptimizer>(
+        d, trainable_named, [os](const distributed::NamedParams& np) { return make_adamw(np, os); });
+    LOG_INFO("optimizer_sharding: rank {} steps {} of {} trainable parameters", d.rank(), sharded_->owned_parameters(),
+             model::count_parameters(setup.model(), true));
+  } else {
+    optimizer_ = make_adamw(named, os);
+  }
   schedule_ = LrSchedule{cfg.lr_scheduler_type, cfg.learning_rate,
                          resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, total_steps_),
                          total_steps_, cfg.num_decay_steps, cfg.min_lr_ratio};
@@ -102,6 +117,7 @@ TrainLoop::TrainLoop(const TrainingConfig& cfg, TrainSetup& setup, double sample
   ls.max_seconds = cfg.max_seconds;
   ls.log_completions = cfg.log_completions;
   ls.quiet = true;  // the loop prints progress and metrics on one line
+  ls.write_files = d.is_main();
   logger_ = std::make_unique<TrainLogger>(ls);
   if (cfg.evaluating()) {
     // Loaded and validated now, so bad held-out data stops the run before its first step.
@@ -191,7 +207,16 @@ int64_t TrainLoop::start() {
   if (dir.empty()) return 1;
   // Weights first (the optimizer state refers to the same parameter tensors).
   load_weights(dir);
-  TrainerState st = load_checkpoint(dir, optimizer_.get());
+  TrainerState st;
+  if (sharded_) {
+    // optimizer.pt holds every parameter's state (whatever world size wrote it): each rank
+    // loads it whole and keeps its share.
+    std::unique_ptr<torch::optim::AdamW> full = sharded_->make_full();
+    st = load_checkpoint(dir, full.get());
+    sharded_->load_from_full(*full);
+  } else {
+    st = load_checkpoint(dir, optimizer_.get());
+  }
   logger_->restore(st.log_history);
   best_metric_ = st.best_metric;
   best_checkpoint_ = st.best_model_checkpoint;
@@ -216,13 +241,23 @@ void TrainLoop::load_weights(const std::string& dir) {
 void TrainLoop::begin_step(int64_t step) {
   torch::manual_seed(static_cast<uint64_t>(data::derive_seed(cfg_.seed, step)));
   lr_ = schedule_.lr(step - 1);  // HF: the first optimizer step uses multiplier(0)
-  set_learning_rate(*optimizer_, lr_);
+  if (sharded_) sharded_->set_learning_rate(lr_);
+  else set_learning_rate(*optimizer_, lr_);
+  comm_at_step_start_ = comm_;
 }
 
 double TrainLoop::optimizer_step() {
+  // Each rank's loss is its share of the global loss, so the sum of the gradients is the
+  // gradient one process with the global batch would have.
+  distributed::all_reduce_gradients(*setup_.dist, trainable_, distributed::kDefaultBucketBytes, &comm_);
   const double norm = clip_grad_norm(trainable_, cfg_.max_grad_norm);
-  optimizer_->step();
-  optimizer_->zero_grad();
+  if (sharded_) {
+    sharded_->step(&comm_);
+    sharded_->zero_grad();
+  } else {
+    optimizer_->step();
+    optimizer_->zero_grad();
+  }
   return norm;
 }
 
@@ -239,6 +274,12 @@ bool TrainLoop::out_of_time() const {
 
 void TrainLoop::save(int64_t step) {
   if (step == last_saved_) return;
+  // Sharded: every rank sends its AdamW state to rank 0 (a collective), which saves it whole.
+  std::unique_ptr<torch::optim::AdamW> full = sharded_ ? sharded_->gather_full(lr_) : nullptr;
+  if (!setup_.dist->is_main()) {
+    last_saved_ = step;
+    return;
+  }
   TrainerState st;
   st.global_step = step;
   st.epoch = epoch_at(step);
@@ -270,15 +311,26 @@ void TrainLoop::save(int64_t step) {
     model::save_lora(m, *setup_.lora, d);
     model::copy_tokenizer_files(m.name_or_path, d);
   };
-  const std::string dir = save_checkpoint(cfg_.output_dir, st, save_weights, optimizer_.get(), cfg_.save_total_limit);
+  const std::string dir = save_checkpoint(cfg_.output_dir, st, save_weights, sharded_ ? full.get() : optimizer_.get(),
+                                          cfg_.save_total_limit);
   last_saved_ = step;
   LOG_INFO("saved {}", dir);
 }
 
 void TrainLoop::end_step(int64_t step, std::map<std::string, double> metrics, bool force_save) {
   metrics["learning_rate"] = lr_;
+  if (setup_.dist->active()) {
+    // Gradient all-reduce (+ parameter broadcast with sharding) of this rank in this step.
+    metrics["time/communication"] = comm_.seconds - comm_at_step_start_.seconds;
+    metrics["communication/bytes"] = static_cast<double>(comm_.bytes - comm_at_step_start_.bytes);
+  }
   const bool logged = logger_->step(step, epoch_at(step), metrics);
   const std::string progress = logger_->progress(step, step - first_step_ + 1);
+  if (!setup_.dist->is_main()) {
+    // Only rank 0 reports progress and evaluates; every rank takes part in saving (sharded state).
+    if (force_save || (cfg_.save_steps > 0 && step % cfg_.save_steps == 0)) save(step);
+    return;
+  }
   if (logged) {
     std::map<std::string, double> last;
     for (const auto& [k, v] : logger_->log_history().back().items())

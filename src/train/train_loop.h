@@ -10,6 +10,12 @@
 // (train/evaluate.h, as `refract eval`) on the held-out data between two steps, without
 // touching the training's randomness or the module's mode, so the weights after N steps are
 // the same with and without it. The best checkpoint by metric_for_best_model is kept.
+//
+// Data parallel (docs/distributed.md): TrainSetup joins the job its environment describes
+// (setup.dist: rank, world size, collectives; world 1 for one process). The loop sums the
+// gradients over ranks in buckets before clipping, steps AdamW (whole, or this rank's shard with
+// optimizer_sharding), and only rank 0 writes logs, evaluations and checkpoints; every rank
+// loads on resume. The trainers spread each step's samples over the ranks.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,6 +28,8 @@
 #include <vector>
 
 #include "data/order.h"
+#include "distributed/dist.h"
+#include "distributed/zero.h"
 #include "model/lora.h"
 #include "model/open_model.h"
 #include "train/checkpoint.h"
@@ -43,6 +51,8 @@ struct TrainSetup {
   TrainSetup(const TrainSetup&) = delete;
   TrainSetup& operator=(const TrainSetup&) = delete;
 
+  // First member: joined before the model opens (a CUDA rank's device is cuda:LOCAL_RANK).
+  std::unique_ptr<distributed::Dist> dist;
   model::OpenedModel opened;  // model, tokenizer, processor, stop / pad ids, device
   // use_peft: the adapters' settings; checkpoints then hold the PEFT adapter (not the model)
   // and the GRPO reference policy is the base with adapters disabled.
@@ -68,8 +78,9 @@ class TrainLoop {
 
   // For train_step: seeds torch for `step` and applies the scheduled learning rate.
   void begin_step(int64_t step);
-  // For train_step: clip + optimizer step; returns grad_norm.
+  // For train_step: gradient all-reduce over ranks + clip + optimizer step; returns grad_norm.
   double optimizer_step();
+  distributed::Dist& dist() { return *setup_.dist; }
   TrainLogger& logger() { return *logger_; }
   int64_t total_steps() const { return total_steps_; }
   // Prompt + completion (GRPO) or input (SFT) tokens seen so far; saved with checkpoints.
@@ -89,7 +100,10 @@ class TrainLoop {
   int64_t total_steps_;
   double samples_per_step_;
   std::vector<torch::Tensor> trainable_;
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;             // unsharded
+  std::unique_ptr<distributed::ShardedOptimizer> sharded_;      // optimizer_sharding with > 1 rank
+  distributed::CommStats comm_;                                 // gradients + parameters, this run
+  distributed::CommStats comm_at_step_start_;
   LrSchedule schedule_;
   std::unique_ptr<TrainLogger> logger_;
   double lr_ = 0;
