@@ -1,5 +1,8 @@
 # Every dependency comes from Debian 12 (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
+# Before Torch: the torch wheel's Caffe2Config defines protobuf::libprotobuf as an empty dummy
+# unless the target already exists, which would leave TensorBoard's writer unlinked.
+find_package(Protobuf REQUIRED)
 find_package(Torch REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(yaml-cpp REQUIRED)
@@ -13,7 +16,6 @@ pkg_check_modules(JPEG REQUIRED IMPORTED_TARGET libjpeg)
 pkg_check_modules(PNG REQUIRED IMPORTED_TARGET libpng)
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 pkg_check_modules(EXIF REQUIRED IMPORTED_TARGET libexif)
-find_package(Protobuf REQUIRED)
 if(REFRACT_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

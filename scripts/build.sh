@@ -18,10 +18,11 @@ case "$LIBTORCH" in
     PY=${PY:-.venv/bin/python}
     [ -x "$PY" ] || { echo "build: $PY not found (run scripts/setup_python.sh)"; exit 1; }
     torch_dir=$("$PY" -c "import os, torch; print(os.path.dirname(torch.__file__))")
-    # TorchConfig.cmake searches the system's library paths before its own, so Debian's
-    # libtorch (if installed) would win: name the wheel's libraries explicitly.
-    args+=(-DTorch_DIR="$torch_dir/share/cmake/Torch" -DTORCH_LIBRARY="$torch_dir/lib/libtorch.so"
-           -Dc10_LIBRARY="$torch_dir/lib/libc10.so")
+    # TorchConfig.cmake searches the system's paths before its own, so Debian's libtorch (if
+    # installed) would win - its Caffe2 targets (libtorch_cpu 1.13) too: name the wheel's
+    # package directories and libraries explicitly.
+    args+=(-DTorch_DIR="$torch_dir/share/cmake/Torch" -DCaffe2_DIR="$torch_dir/share/cmake/Caffe2"
+           -DTORCH_LIBRARY="$torch_dir/lib/libtorch.so" -Dc10_LIBRARY="$torch_dir/lib/libc10.so")
     if [ -x /usr/local/cuda/bin/nvcc ]; then
       args+=(-DCUDAToolkit_ROOT=/usr/local/cuda -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
     fi
