@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "common/options.h"
+#include "train/dry_run.h"
 #include "train/run.h"
 
 namespace refract::cli {
@@ -12,6 +13,7 @@ namespace refract::cli {
 void add_grpo_command(CLI::App& app) {
   struct State {
     train::GrpoConfig config;
+    train::PlanSettings plan;
     Options options;
   };
   auto st = std::make_shared<State>();
@@ -21,9 +23,16 @@ void add_grpo_command(CLI::App& app) {
       "advantages, clipped policy loss (TRL names; see configs/vlm_r1_rec.yaml). Note: "
       "per_device_train_batch_size counts completions, not prompts.");
   train::declare(st->options, st->config);
+  train::declare(st->options, st->plan);
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
+    if (st->plan.dry_run) {
+      const train::MemoryPlanInputs in = train::plan_inputs(st->config, st->options, st->plan);
+      std::fputs(train::format_plan(in, train::plan_memory(in)).c_str(), stdout);
+      return;
+    }
+    train::check_plan_only_settings(st->options, st->plan);
     train::RunSummary s = train::run_grpo(st->config);
     std::printf("grpo: steps %lld..%lld in %.1f s, reward %.4f -> %.4f, checkpoint %s\n",
                 (long long)s.first_step, (long long)s.last_step, s.wall_seconds, s.first_reward,

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "common/options.h"
+#include "train/dry_run.h"
 #include "train/run.h"
 
 namespace refract::cli {
@@ -12,6 +13,7 @@ namespace refract::cli {
 void add_sft_command(CLI::App& app) {
   struct State {
     train::SftConfig config;
+    train::PlanSettings plan;
     Options options;
   };
   auto st = std::make_shared<State>();
@@ -20,9 +22,16 @@ void add_sft_command(CLI::App& app) {
       "Supervised fine-tuning: cross-entropy on the assistant tokens only (prompt and image "
       "tokens masked); logs loss and mean_token_accuracy (see configs/demo_sft.yaml).");
   train::declare(st->options, st->config);
+  train::declare(st->options, st->plan);
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
+    if (st->plan.dry_run) {
+      const train::MemoryPlanInputs in = train::plan_inputs(st->config, st->options, st->plan);
+      std::fputs(train::format_plan(in, train::plan_memory(in)).c_str(), stdout);
+      return;
+    }
+    train::check_plan_only_settings(st->options, st->plan);
     train::RunSummary s = train::run_sft(st->config);
     std::printf("sft: steps %lld..%lld in %.1f s, checkpoint %s\n", (long long)s.first_step,
                 (long long)s.last_step, s.wall_seconds, s.final_checkpoint.c_str());
