@@ -13,12 +13,17 @@ namespace {
 constexpr double kF32 = 4.0;
 
 // Elements autograd keeps per decoder layer and token in refract's eager Qwen2 layer
-// (model/text_model.cpp, layers.cpp), counted from the ops' saved tensors:
+// (model/text_model.cpp, layers.cpp), counted from the ops' saved tensors (autograd saves an
+// input only when the gradient that needs it is wanted):
 //   layer input (1), input_layernorm normalised x and output (2), q after RoPE (1), attention
 //   output before o_proj (1), the residual sum (1), post_attention_layernorm (2): 8 x H;
-//   k after RoPE and v: 2 x kv_dim; gate, silu(gate), up, silu*up: 4 x I.
+//   K (the copy matmul makes of K^T) and V: 2 x kv_dim; gate, silu(gate), up, silu*up: 4 x I.
+// With LoRA the base weights are frozen, so the norms' normalised x and the frozen Linears'
+// inputs are not kept: layer input, q, residual (3 x H), K and V, gate, silu(gate), up (3 x I);
+// the adapters add theirs (lora_extra).
 // The attention probabilities ([B, heads, S, L], softmax in fp32) are counted apart.
-double decoder_token_elems(const PlanModel& m) {
+double decoder_token_elems(const PlanModel& m, bool lora) {
+  if (lora) return 3.0 * m.hidden_size + 2.0 * m.kv_dim() + 3.0 * m.intermediate_size;
   return 8.0 * m.hidden_size + 2.0 * m.kv_dim() + 4.0 * m.intermediate_size;
 }
 
@@ -33,8 +38,10 @@ double vision_token_elems(const PlanModel& m) {
 // in a 16-bit compute dtype the copy cast back for the second matmul is kept too.
 double probs_bytes(double act) { return act < kF32 ? kF32 + act : kF32; }
 
-// LoRA adds per token of an adapted Linear: lora_A's output (r) and, with dropout, the
-// dropped input and its float mask (2 x in; libtorch 1.13's CPU dropout multiplies by a mask).
+// LoRA adds per token of an adapted Linear: lora_A's output (r) and its input: with dropout the
+// dropped input and its float mask (2 x in; libtorch 1.13's CPU dropout multiplies by a mask),
+// one per adapted Linear; without dropout the Linear's input itself, once per distinct input
+// (q / k / v share theirs, as gate / up do).
 struct LoraExtra {
   double decoder_per_layer = 0;  // elements per token and decoder layer
   double vision_per_block = 0;
@@ -42,11 +49,31 @@ struct LoraExtra {
 
 LoraExtra lora_extra(const std::vector<PlanParameter>& params, double dropout) {
   LoraExtra e;
+  std::vector<std::string> inputs_seen;
   for (const auto& p : params) {
-    if (p.name.find(".lora_A.") == std::string::npos) continue;
-    const double per_token = static_cast<double>(p.shape[0]) + (dropout > 0 ? 2.0 * static_cast<double>(p.shape[1]) : 0.0);
-    if (p.name.rfind("model.layers.0.", 0) == 0) e.decoder_per_layer += per_token;
-    else if (p.name.rfind("visual.blocks.0.", 0) == 0) e.vision_per_block += per_token;
+    const size_t at = p.name.find(".lora_A.");
+    if (at == std::string::npos) continue;
+    const bool decoder = p.name.rfind("model.layers.0.", 0) == 0;
+    const bool vision = p.name.rfind("visual.blocks.0.", 0) == 0;
+    if (!decoder && !vision) continue;
+    const double in = static_cast<double>(p.shape[1]);
+    double per_token = static_cast<double>(p.shape[0]);
+    if (dropout > 0) {
+      per_token += 2.0 * in;
+    } else {
+      // The Linear's input, named by what produces it.
+      const std::string module = p.name.substr(0, at);
+      std::string source = module;
+      for (const char* shared : {"q_proj", "k_proj", "v_proj"})
+        if (module.size() > 6 && module.compare(module.size() - 6, 6, shared) == 0) source = "attn_in";
+      for (const char* shared : {"gate_proj", "up_proj"})
+        if (module.find(shared) != std::string::npos && module.find("visual") == std::string::npos) source = "mlp_in";
+      if (std::find(inputs_seen.begin(), inputs_seen.end(), source) == inputs_seen.end()) {
+        inputs_seen.push_back(source);
+        per_token += in;
+      }
+    }
+    (decoder ? e.decoder_per_layer : e.vision_per_block) += per_token;
   }
   return e;
 }
@@ -150,7 +177,7 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const double layers = static_cast<double>(m.num_hidden_layers);
   const double heads = static_cast<double>(m.num_attention_heads), kvd = static_cast<double>(m.kv_dim());
   const LoraExtra lora = lora_extra(params, in.trainability.use_peft ? in.lora_dropout : 0.0);
-  const double dec_tok = decoder_token_elems(m) + lora.decoder_per_layer;
+  const double dec_tok = decoder_token_elems(m, in.trainability.use_peft) + lora.decoder_per_layer;
   const double mb = static_cast<double>(in.per_device_train_batch_size);
 
   // ---- vision tower under training (one image per sample) ------------------------------------

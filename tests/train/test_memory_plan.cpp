@@ -178,6 +178,30 @@ TEST(MemoryPlan, SftByHand) {
   EXPECT_TRUE(p.rollout.empty());
 }
 
+// LoRA keeps less of the frozen base (not the norms' normalised inputs, not the frozen Linears'
+// inputs: 3 x 8 + 2 x 4 + 3 x 16 = 80 per token and layer) and adds the adapters' tensors.
+TEST(MemoryPlan, LoraActivationsByHand) {
+  MemoryPlanInputs in;
+  in.trainer = "sft";
+  in.model = toy();
+  in.torch_dtype = "float32";
+  in.trainability.use_peft = true;
+  in.trainability.lora_r = 2;
+  in.per_device_train_batch_size = 2;
+  in.max_length = 10;
+  in.max_prompt_length = 10;
+  in.max_pixels = 3136;
+  // Dropout: per adapted Linear r + 2 x in (the dropped input and its mask): q, k, v, o, gate,
+  // up 2 + 16 = 18 each, down 2 + 32 = 34 -> 142.
+  in.lora_dropout = 0.05;
+  EXPECT_EQ(item(plan_memory(in).training, "decoder activations"), 20 * (80 + 142) * 2 * 4);
+  // No dropout: r each, plus each distinct input once: q / k / v's 8, o's 8, gate / up's 8,
+  // down's 16 -> 7 x 2 + 40 = 54.
+  in.lora_dropout = 0.0;
+  EXPECT_EQ(item(plan_memory(in).training, "decoder activations"), 20 * (80 + 54) * 2 * 4);
+  EXPECT_EQ(plan_memory(in).trainable_parameters, 512);
+}
+
 // GRPO of the toy model: vision frozen, beta != 0 (a reference copy), optimizer state sharded
 // over 2 ranks; micro-batch 4 completions of G = 4, 2 micro-batches per generation round,
 // prompts of 6 tokens, completions of 3.
