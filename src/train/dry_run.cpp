@@ -69,6 +69,10 @@ void declare(Options& o, PlanSettings& s) {
   o.add("dry_run", &s.dry_run,
         "print the memory plan (parameters; bytes per rank for weights, gradients, optimizer state, activations, "
         "logits, the rollout's KV cache) from config.json and the settings, then exit without training");
+  declare_memory_features(o, s);
+}
+
+void declare_memory_features(Options& o, PlanSettings& s) {
   bool* fields[] = {&s.gradient_checkpointing, &s.bf16, &s.optimizer_sharding};
   const char* help[] = {
       "recompute decoder layers and vision blocks in backward (memory plan input; see --dry_run)",

@@ -24,6 +24,8 @@ struct PlanSettings {
 
 // Declares dry_run, and gradient_checkpointing / bf16 / optimizer_sharding when `o` has not.
 void declare(Options& o, PlanSettings& s);
+// Only the three features (commands that accept a training YAML as is, e.g. `data check`).
+void declare_memory_features(Options& o, PlanSettings& s);
 
 // The plan's inputs from parsed settings: config.json of model_name_or_path (and the adapter's
 // adapter_config.json, the model's preprocessor_config.json), WORLD_SIZE from the environment.

@@ -146,7 +146,7 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const double wb = in.bf16 ? 2.0 : static_cast<double>(dtype_bytes(in.torch_dtype));
   const double act = wb;  // activations are in the compute dtype
   const double shard = in.optimizer_sharding ? static_cast<double>(in.world_size) : 1.0;
-  const std::string wname = in.bf16 ? "bfloat16 (bf16)" : in.torch_dtype;
+  const std::string wname = in.bf16 ? "bf16" : in.torch_dtype;
 
   // ---- persistent -----------------------------------------------------------------------------
   plan.persistent.push_back({"weights", total * wb, millions(total) + " params x " + fmt("%.0f", wb) + " B (" + wname + ")"});
