@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--presets", default="tiny,small")
     ap.add_argument("--keep", default="", help="work directory to keep (default: a temporary one)")
+    ap.add_argument("--only", default="", help="run only the cases whose '<preset> <name>' matches this regex")
     ap.add_argument("--allocators", default="default,fixed",
                     help="default (glibc), fixed (MALLOC_MMAP_THRESHOLD_=65536), or both")
     args = ap.parse_args()
@@ -109,7 +110,9 @@ def main():
         common = ["--model", model, "--data_file_paths", data + "/rec_in_domain.jsonl", "--image_folders", data,
                   "--question_template", "none", "--threads", "2", "--report_to", "none", "--save_steps", "0",
                   "--max_pixels", str(224 * 224), "--max_prompt_length", str(prompt_len)]
-        grpo_steps = "2" if preset == "tiny" else "1"
+        # At least 2 steps: AdamW's state is allocated by the first optimizer step, after that
+        # step's forward / backward peak; the plan is the steady state that follows.
+        grpo_steps = "2"
         sft_steps = "3" if preset == "tiny" else "2"
         cases = [
             ("sft, vision frozen", "sft", ["--per_device_train_batch_size", "16", "--freeze_vision_modules",
@@ -128,6 +131,8 @@ def main():
         if preset != "tiny":
             cases = [c for c in cases if "LoRA" not in c[0]]
         for name, trainer, extra in cases:
+            if args.only and not re.search(args.only, preset + " " + name):
+                continue
             base = os.path.join(work, "%s_%s_%s" % (preset, trainer, re.sub(r"\W+", "_", name)))
             cmd = [refract, trainer] + common + extra
             plan = check_output(cmd + ["--output_dir", base, "--dry_run"])
