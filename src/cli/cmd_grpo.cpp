@@ -1,12 +1,14 @@
 // `refract grpo`: GRPO fine-tuning with verifiable rewards (TRL GRPOTrainer semantics).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "cli/command.h"
 #include "common/options.h"
 #include "train/dry_run.h"
 #include "train/run.h"
+#include "refract_build_info.h"  // REFRACT_TORCH_VERSION: attention is fused from libtorch 2 on
 
 namespace refract::cli {
 
@@ -28,7 +30,8 @@ void add_grpo_command(CLI::App& app) {
   cmd->callback([st] {
     st->options.parse();
     if (st->plan.dry_run) {
-      const train::MemoryPlanInputs in = train::plan_inputs(st->config, st->options, st->plan);
+      train::MemoryPlanInputs in = train::plan_inputs(st->config, st->options, st->plan);
+      in.fused_attention = std::atoi(REFRACT_TORCH_VERSION) >= 2;  // model/attention.h
       std::fputs(train::format_plan(in, train::plan_memory(in)).c_str(), stdout);
       return;
     }

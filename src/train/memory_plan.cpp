@@ -12,7 +12,17 @@ namespace {
 
 constexpr double kF32 = 4.0;
 
-// Elements autograd keeps per decoder layer and token in refract's eager Qwen2 layer
+// Bytes per element of the activations autograd keeps, by what produced them: h for the
+// hidden-width tensors (the residual stream, norms, attention in / out), kv for K / V, i for
+// the MLP's intermediate tensors. Without bf16 every tensor has the weights' dtype. With bf16
+// (autocast, model/autocast.h) the residual stream and the norms stay fp32 while the matmul
+// inputs the Linears keep and their outputs are bf16: of the 8 hidden-width tensors of a layer,
+// 4 are fp32 and 4 bf16 (3 B on average); K, V and the MLP tensors are bf16.
+struct Widths {
+  double h = 4, kv = 4, i = 4;
+};
+
+// Bytes autograd keeps per decoder layer and token in refract's eager Qwen2 layer
 // (model/text_model.cpp, layers.cpp), counted from the ops' saved tensors (autograd saves an
 // input only when the gradient that needs it is wanted):
 //   layer input (1), input_layernorm normalised x and output (2), q after RoPE (1), attention
@@ -22,20 +32,20 @@ constexpr double kF32 = 4.0;
 // inputs are not kept: layer input, q, residual (3 x H), K and V, gate, silu(gate), up (3 x I);
 // the adapters add theirs (lora_extra).
 // The attention probabilities ([B, heads, S, L], softmax in fp32) are counted apart.
-double decoder_token_elems(const PlanModel& m, bool lora) {
-  if (lora) return 3.0 * m.hidden_size + 2.0 * m.kv_dim() + 3.0 * m.intermediate_size;
-  return 8.0 * m.hidden_size + 2.0 * m.kv_dim() + 4.0 * m.intermediate_size;
+double decoder_token_bytes(const PlanModel& m, bool lora, const Widths& w) {
+  if (lora) return 3.0 * m.hidden_size * w.h + 2.0 * m.kv_dim() * w.kv + 3.0 * m.intermediate_size * w.i;
+  return 8.0 * m.hidden_size * w.h + 2.0 * m.kv_dim() * w.kv + 4.0 * m.intermediate_size * w.i;
 }
 
 // Same for a vision block (model/vision_model.cpp): input, norm1 (2), qkv output (3), attention
 // output (1), residual (1), norm2 (2): 9 x D; the MLP: SwiGLU 4 x I (Qwen2.5-VL), fc1 output,
 // quick_gelu's sigmoid and product 3 x I (Qwen2-VL).
-double vision_token_elems(const PlanModel& m) {
-  return 9.0 * m.vision_hidden_size + (m.qwen2_vl() ? 3.0 : 4.0) * m.vision_intermediate_size;
+double vision_token_bytes(const PlanModel& m, const Widths& w) {
+  return 9.0 * m.vision_hidden_size * w.h + (m.qwen2_vl() ? 3.0 : 4.0) * m.vision_intermediate_size * w.i;
 }
 
 // Bytes per attention-probability element: softmax runs in fp32 and autograd keeps its output;
-// in a 16-bit compute dtype the copy cast back for the second matmul is kept too.
+// in a 16-bit compute dtype the copy cast for the second matmul is kept too.
 double probs_bytes(double act) { return act < kF32 ? kF32 + act : kF32; }
 
 // LoRA adds per token of an adapted Linear: lora_A's output (r) and its input: with dropout the
@@ -43,11 +53,11 @@ double probs_bytes(double act) { return act < kF32 ? kF32 + act : kF32; }
 // one per adapted Linear; without dropout the Linear's input itself, once per distinct input
 // (q / k / v share theirs, as gate / up do).
 struct LoraExtra {
-  double decoder_per_layer = 0;  // elements per token and decoder layer
+  double decoder_per_layer = 0;  // bytes per token and decoder layer
   double vision_per_block = 0;
 };
 
-LoraExtra lora_extra(const std::vector<PlanParameter>& params, double dropout) {
+LoraExtra lora_extra(const std::vector<PlanParameter>& params, double dropout, const Widths& w) {
   LoraExtra e;
   std::vector<std::string> inputs_seen;
   for (const auto& p : params) {
@@ -57,9 +67,9 @@ LoraExtra lora_extra(const std::vector<PlanParameter>& params, double dropout) {
     const bool vision = p.name.rfind("visual.blocks.0.", 0) == 0;
     if (!decoder && !vision) continue;
     const double in = static_cast<double>(p.shape[1]);
-    double per_token = static_cast<double>(p.shape[0]);
+    double per_token = static_cast<double>(p.shape[0]) * w.i;
     if (dropout > 0) {
-      per_token += 2.0 * in;
+      per_token += 2.0 * in * w.h;
     } else {
       // The Linear's input, named by what produces it.
       const std::string module = p.name.substr(0, at);
@@ -70,7 +80,7 @@ LoraExtra lora_extra(const std::vector<PlanParameter>& params, double dropout) {
         if (module.find(shared) != std::string::npos && module.find("visual") == std::string::npos) source = "mlp_in";
       if (std::find(inputs_seen.begin(), inputs_seen.end(), source) == inputs_seen.end()) {
         inputs_seen.push_back(source);
-        per_token += in;
+        per_token += in * w.i;
       }
     }
     (decoder ? e.decoder_per_layer : e.vision_per_block) += per_token;
@@ -139,27 +149,32 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const double total = static_cast<double>(plan.total_parameters);
   const double trainable = static_cast<double>(plan.trainable_parameters);
 
-  // Storage and compute bytes. bf16 (as issue 13 specifies it, ZeRO's mixed-precision Adam):
-  // bf16 weights and gradients, an fp32 master copy of what trains and fp32 AdamW moments, i.e.
-  // 2 + 2 + 4 + 8 = 16 bytes per trainable parameter, 2 per frozen one. Without it every tensor
-  // has the storage dtype (torch AdamW's moments are zeros_like(param)).
-  const double wb = in.bf16 ? 2.0 : static_cast<double>(dtype_bytes(in.torch_dtype));
-  const double act = wb;  // activations are in the compute dtype
+  // Storage and compute bytes. Without bf16 every tensor has the weights' dtype (torch AdamW's
+  // moments are zeros_like(param)). bf16 is mixed precision as the trainer does it (HF Trainer
+  // style, train_loop.cpp / model/autocast.h): the parameters stay (or are upcast to) fp32
+  // master weights, so gradients and AdamW moments are fp32 (16 B per trainable parameter,
+  // 4 per frozen one); the forwards run under autocast, which makes bf16 copies of the weights
+  // for the matmuls (kept by autograd for backward) and bf16 matmul outputs.
+  const double wb = in.bf16 ? kF32 : static_cast<double>(dtype_bytes(in.torch_dtype));
+  Widths w{wb, wb, wb};
+  if (in.bf16) w = Widths{3.0, 2.0, 2.0};
+  const double act = in.bf16 ? 2.0 : wb;  // the compute dtype
+  const double resid = wb;                // the residual stream: fp32 under autocast
   const double shard = in.optimizer_sharding ? static_cast<double>(in.world_size) : 1.0;
-  const std::string wname = in.bf16 ? "bf16" : in.torch_dtype;
+  const std::string wname = in.bf16 ? "float32 master weights (bf16)" : in.torch_dtype;
+  const bool fused = in.fused_attention;
 
   // ---- persistent -----------------------------------------------------------------------------
   plan.persistent.push_back({"weights", total * wb, millions(total) + " params x " + fmt("%.0f", wb) + " B (" + wname + ")"});
-  if (in.bf16)
-    plan.persistent.push_back({"fp32 master weights", trainable * kF32 / shard,
-                               millions(trainable) + " trainable x 4 B" + (shard > 1 ? fmt(" / %.0f ranks", shard) : "")});
-  if (grpo && in.beta != 0.0 && !in.trainability.use_peft)
-    plan.persistent.push_back({"reference model", total * wb,
-                               "beta != 0 with full fine-tuning: a frozen copy of the initial weights"});
+  if (grpo && in.beta != 0.0 && !in.trainability.use_peft) {
+    // Loaded in torch_dtype; only the policy is upcast for bf16.
+    const double rb = static_cast<double>(dtype_bytes(in.torch_dtype));
+    plan.persistent.push_back({"reference model", total * rb,
+                               "beta != 0 with full fine-tuning: a frozen copy of the initial weights (" + in.torch_dtype + ")"});
+  }
   plan.persistent.push_back({"gradients", trainable * wb, millions(trainable) + " trainable x " + fmt("%.0f", wb) + " B"});
-  const double moment = in.bf16 ? kF32 : wb;
-  plan.persistent.push_back({"optimizer state (AdamW)", trainable * 2.0 * moment / shard,
-                             "2 moments x " + fmt("%.0f", moment) + " B x " + millions(trainable) +
+  plan.persistent.push_back({"optimizer state (AdamW)", trainable * 2.0 * wb / shard,
+                             "2 moments x " + fmt("%.0f", wb) + " B x " + millions(trainable) +
                                  (shard > 1 ? fmt(" / %.0f ranks (optimizer_sharding)", shard) : "")});
 
   // ---- lengths ------------------------------------------------------------------------------
@@ -176,9 +191,13 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
   const double H = static_cast<double>(m.hidden_size), V = static_cast<double>(m.vocab_size);
   const double layers = static_cast<double>(m.num_hidden_layers);
   const double heads = static_cast<double>(m.num_attention_heads), kvd = static_cast<double>(m.kv_dim());
-  const LoraExtra lora = lora_extra(params, in.trainability.use_peft ? in.lora_dropout : 0.0);
-  const double dec_tok = decoder_token_elems(m, in.trainability.use_peft) + lora.decoder_per_layer;
+  const LoraExtra lora = lora_extra(params, in.trainability.use_peft ? in.lora_dropout : 0.0, w);
+  const double dec_tok = decoder_token_bytes(m, in.trainability.use_peft, w) + lora.decoder_per_layer;
   const double mb = static_cast<double>(in.per_device_train_batch_size);
+  // bf16: autograd keeps the bf16 copy of every weight a matmul used until backward.
+  if (in.bf16)
+    plan.training.push_back({"bf16 weight copies (autocast)", total * 2.0, "kept by autograd for backward"});
+  const char* attn_note = fused ? "fused attention (SDPA, libtorch >= 2): no probabilities kept" : nullptr;
 
   // ---- vision tower under training (one image per sample) ------------------------------------
   // Windowed blocks attend within window_patches^2 patches, full blocks (every Qwen2-VL block)
@@ -189,23 +208,28 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
     const double wp = static_cast<double>(m.window_patches());
     const double win_len = m.qwen2_vl() ? np : std::min(np, wp * wp);
     const double vh = static_cast<double>(m.vision_num_heads);
-    const double vtok = vision_token_elems(m) + lora.vision_per_block;
+    const double vtok = vision_token_bytes(m, w) + lora.vision_per_block;
     const double patch_dim = static_cast<double>(m.in_channels * m.temporal_patch_size * m.patch_size * m.patch_size);
-    const double merger = 4.0 * np * m.vision_hidden_size;
+    const double merger = 4.0 * np * m.vision_hidden_size * w.h;
+    const double pixels = np * patch_dim * wb;
+    const double pb = fused ? 0.0 : probs_bytes(act);
     if (in.gradient_checkpointing) {
-      out.push_back({"vision activations", images * (np * m.vision_hidden_size * depth + np * vtok + merger + np * patch_dim) * act,
+      out.push_back({"vision activations", images * (np * m.vision_hidden_size * depth * resid + np * vtok + merger + pixels),
                      "gradient checkpointing: block inputs + one block recomputed"});
-      out.push_back({"vision attention probabilities", images * vh * np * np * probs_bytes(act), "one full-attention block recomputed"});
+      out.push_back({"vision attention probabilities", images * vh * np * np * pb,
+                     attn_note ? attn_note : "one full-attention block recomputed"});
     } else {
-      out.push_back({"vision activations", images * (np * vtok * depth + merger + np * patch_dim) * act,
+      out.push_back({"vision activations", images * (np * vtok * depth + merger + pixels),
                      fmt("%.0f images x ", images) + count(plan.image_patches) + " patches x " + fmt("%.0f blocks", depth)});
-      out.push_back({"vision attention probabilities",
-                     images * vh * np * ((depth - full) * win_len + full * np) * probs_bytes(act),
-                     fmt("%.0f full-attention blocks", full) + (m.qwen2_vl() ? "" : fmt(", the rest in windows of %.0f patches", win_len))});
+      out.push_back({"vision attention probabilities", images * vh * np * ((depth - full) * win_len + full * np) * pb,
+                     attn_note ? attn_note
+                               : fmt("%.0f full-attention blocks", full) +
+                                     (m.qwen2_vl() ? "" : fmt(", the rest in windows of %.0f patches", win_len))});
     }
   };
 
   // ---- training micro-batch ---------------------------------------------------------------------
+  const double pbytes = fused ? 0.0 : probs_bytes(act);
   if (grpo) {
     const double P = static_cast<double>(in.max_prompt_length > 0 ? in.max_prompt_length : 1024);
     const double T = static_cast<double>(in.max_completion_length);
@@ -216,52 +240,61 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
     if (b % gg != 0 && gg % b != 0) u += 1;
     u = std::min<int64_t>(u, b);
     const double U = static_cast<double>(u);
-    // logprobs.cpp: each distinct prompt runs once into a differentiable KV cache (U rows x P),
-    // then the mb completions extend copies of it (mb x T new tokens, keys over P + T).
-    const double prompt_tok = U * P, comp_tok = mb * T;
-    const double kv_copies = 2.0 * mb * (P + T) * kvd;  // per layer: the rows' K and V over P + T
-    const double probs = (U * heads * P * P + mb * heads * T * (P + T)) * probs_bytes(act);
+    double layer_bytes = 0, probs = 0;  // one layer's kept bytes and probabilities
+    std::string shape;
     if (in.gradient_checkpointing) {
-      // Layer inputs are kept, one layer at a time is recomputed during backward.
-      plan.training.push_back({"decoder activations",
-                               ((prompt_tok + comp_tok) * H * layers + prompt_tok * dec_tok + comp_tok * (dec_tok - 2.0 * kvd) + kv_copies) * act,
-                               "gradient checkpointing: layer inputs + one layer recomputed"});
-      plan.training.push_back({"attention probabilities", probs, "one layer recomputed (eager attention)"});
+      // The trainer then scores one sequence per row (prompt + completion): a recomputed layer
+      // cannot feed the differentiable KV cache that sharing the prompt needs.
+      const double tok = mb * (P + T);
+      layer_bytes = tok * dec_tok;
+      probs = mb * heads * (P + T) * (P + T) * pbytes;
+      plan.training.push_back({"decoder activations", tok * H * layers * resid + layer_bytes,
+                               fmt("gradient checkpointing: %.0f rows x ", mb) + count(static_cast<int64_t>(P + T)) +
+                                   " tokens, layer inputs + one layer recomputed"});
+      plan.training.push_back({"attention probabilities", probs, attn_note ? attn_note : "one layer recomputed (eager attention)"});
     } else {
-      plan.training.push_back({"decoder activations",
-                               (prompt_tok * dec_tok + comp_tok * (dec_tok - 2.0 * kvd) + kv_copies) * layers * act,
+      // logprobs.cpp: each distinct prompt runs once into a differentiable KV cache (U rows x
+      // P), then the mb completions extend copies of it (mb x T new tokens, keys over P + T).
+      const double prompt_tok = U * P, comp_tok = mb * T;
+      const double kv_copies = 2.0 * mb * (P + T) * kvd * w.kv;  // the rows' K and V over P + T
+      layer_bytes = prompt_tok * dec_tok + comp_tok * (dec_tok - 2.0 * kvd * w.kv) + kv_copies;
+      probs = (U * heads * P * P + mb * heads * T * (P + T)) * pbytes;
+      plan.training.push_back({"decoder activations", layer_bytes * layers,
                                fmt("%.0f prompt(s) x ", U) + count(static_cast<int64_t>(P)) + " + " + fmt("%.0f", mb) +
                                    " completions x " + count(static_cast<int64_t>(T)) + " tokens x " + fmt("%.0f layers", layers)});
-      plan.training.push_back({"attention probabilities", probs * layers, "[rows, heads, S, L] fp32 per layer (eager attention)"});
+      plan.training.push_back({"attention probabilities", probs * layers,
+                               attn_note ? attn_note : "[rows, heads, S, L] fp32 per layer (eager attention)"});
     }
     // Backward holds the gradients of one layer's activations while it runs (about the size
     // of what the layer kept), on top of what the layers below still keep.
-    plan.training.push_back({"backward working set",
-                             (prompt_tok * dec_tok + comp_tok * (dec_tok - 2.0 * kvd) + kv_copies) * act + probs,
-                             "gradients of one decoder layer's activations"});
+    plan.training.push_back({"backward working set", layer_bytes + probs, "gradients of one decoder layer's activations"});
     // Logits of the completion positions in fp32: the lm_head output, the log-softmax kept for
-    // backward, and its gradient (selective_log_softmax works row by row).
-    plan.training.push_back({"logits", 3.0 * mb * T * V * kF32,
-                             fmt("3 x %.0f x ", mb) + count(static_cast<int64_t>(T)) + " x " + count(m.vocab_size) + " x 4 B"});
-    if (vision_trains) vision_activations(U, plan.training);
+    // backward, and its gradient (selective_log_softmax works row by row); with bf16 the lm_head
+    // output is bf16 and cast to fp32.
+    const double per = 3.0 * kF32 + (in.bf16 ? 2.0 : 0.0);
+    plan.training.push_back({"logits", per * mb * T * V,
+                             fmt("%.0f B x ", per) + fmt("%.0f x ", mb) + count(static_cast<int64_t>(T)) + " x " + count(m.vocab_size)});
+    if (vision_trains) vision_activations(in.gradient_checkpointing ? mb : U, plan.training);
   } else {
     const double S = static_cast<double>(in.max_length);
     const double tok = mb * S;
-    const double probs = mb * heads * S * S * probs_bytes(act);
+    const double probs = mb * heads * S * S * pbytes;
     if (in.gradient_checkpointing) {
-      plan.training.push_back({"decoder activations", (tok * H * layers + tok * dec_tok) * act,
+      plan.training.push_back({"decoder activations", tok * H * layers * resid + tok * dec_tok,
                                "gradient checkpointing: layer inputs + one layer recomputed"});
-      plan.training.push_back({"attention probabilities", probs, "one layer recomputed (eager attention)"});
+      plan.training.push_back({"attention probabilities", probs, attn_note ? attn_note : "one layer recomputed (eager attention)"});
     } else {
-      plan.training.push_back({"decoder activations", tok * dec_tok * layers * act,
+      plan.training.push_back({"decoder activations", tok * dec_tok * layers,
                                fmt("%.0f x ", mb) + count(in.max_length) + " tokens x " + fmt("%.0f layers", layers)});
-      plan.training.push_back({"attention probabilities", probs * layers, "[rows, heads, S, S] fp32 per layer (eager attention)"});
+      plan.training.push_back({"attention probabilities", probs * layers,
+                               attn_note ? attn_note : "[rows, heads, S, S] fp32 per layer (eager attention)"});
     }
-    plan.training.push_back({"backward working set", tok * dec_tok * act + probs, "gradients of one decoder layer's activations"});
+    plan.training.push_back({"backward working set", tok * dec_tok + probs, "gradients of one decoder layer's activations"});
     // Every position's logits in fp32: the output, the log-softmax kept for backward, the
-    // gradient scattered back by gather and the log-softmax backward result.
-    plan.training.push_back({"logits", 4.0 * tok * V * kF32,
-                             fmt("4 x %.0f x ", mb) + count(in.max_length) + " x " + count(m.vocab_size) + " x 4 B"});
+    // gradient scattered back by gather and the log-softmax backward result (+ bf16's output).
+    const double per = 4.0 * kF32 + (in.bf16 ? 2.0 : 0.0);
+    plan.training.push_back({"logits", per * tok * V,
+                             fmt("%.0f B x ", per) + fmt("%.0f x ", mb) + count(in.max_length) + " x " + count(m.vocab_size)});
     if (vision_trains) vision_activations(mb, plan.training);
   }
 
@@ -271,29 +304,33 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
     const double P = static_cast<double>(in.max_prompt_length > 0 ? in.max_prompt_length : 1024);
     const double T = static_cast<double>(in.max_completion_length);
     // One generate() call per round: per_device_train_batch_size x steps_per_generation rows
-    // (R / G prompts), a cache of capacity prompt + max_completion_length per row and layer.
+    // (R / G prompts), a cache of capacity prompt + max_completion_length per row and layer, in
+    // the model's dtype (fp32 master weights with bf16: K after RoPE is fp32 under autocast).
     const double rows = mb * static_cast<double>(std::max<int64_t>(1, in.steps_per_generation));
     const double prompts = std::max(1.0, rows / g);
     const double cap = P + T;
-    plan.rollout.push_back({"KV cache", 2.0 * layers * rows * kvd * cap * act,
+    plan.rollout.push_back({"KV cache", 2.0 * layers * rows * kvd * cap * wb,
                             fmt("2 x %.0f layers x ", layers) + fmt("%.0f rows x ", rows) + count(m.kv_dim()) +
                                 " (kv heads x head_dim) x " + count(static_cast<int64_t>(cap)) + " positions x " +
-                                fmt("%.0f B", act)});
-    plan.rollout.push_back({"prefill KV cache (before repeat)", 2.0 * layers * prompts * kvd * cap * act,
+                                fmt("%.0f B", wb)});
+    plan.rollout.push_back({"prefill KV cache (before repeat)", 2.0 * layers * prompts * kvd * cap * wb,
                             fmt("the %.0f prompts' cache, alive while it is repeated G times", prompts)});
+    if (in.bf16)
+      plan.rollout.push_back({"bf16 weight copies (autocast cache)", trainable * 2.0, "the trainable weights' casts, kept while generating"});
     // The largest transient: the prefill of all prompts (scores + probabilities of one layer,
     // its MLP and hidden states), the image encoding without gradients (all images of a round
     // batched: scores + probabilities of a full-attention block), or a decode step's logits.
     const double I = static_cast<double>(m.intermediate_size);
-    const double prefill = prompts * (2.0 * heads * P * P * kF32 + (3.0 * I + 4.0 * H) * P * act);
+    const double scores = fused ? 0.0 : 2.0 * kF32;
+    const double prefill = prompts * (scores * heads * P * P + (3.0 * I + 4.0 * H) * P * w.h);
     const double vh = static_cast<double>(m.vision_num_heads);
-    const double encode = prompts * (2.0 * vh * np * np * kF32 + (3.0 * m.vision_intermediate_size + 4.0 * m.vision_hidden_size) * np * act);
+    const double encode = prompts * (scores * vh * np * np + (3.0 * m.vision_intermediate_size + 4.0 * m.vision_hidden_size) * np * w.h);
     const double decode = 3.0 * rows * V * kF32;
     const double transient = std::max({prefill, encode, decode});
     const char* which = transient == prefill ? "prompt prefill" : transient == encode ? "image encoding" : "decode step logits";
     plan.rollout.push_back({"generation transient", transient, std::string("largest of prefill / image encoding / decode: ") + which});
     // The round kept for training: ids, masks, old / reference log-probs, image embeddings.
-    const double round = rows * T * (8.0 + 3.0 * kF32) + prompts * static_cast<double>(img_tokens) * H * act;
+    const double round = rows * T * (8.0 + 3.0 * kF32) + prompts * static_cast<double>(img_tokens) * H * wb;
     plan.rollout.push_back({"round buffers", round, "completion ids, masks, log-probs, image embeddings"});
   }
 

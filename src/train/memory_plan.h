@@ -33,9 +33,11 @@ struct MemoryPlanInputs {
   // Memory features, named as HF TrainingArguments / issue 12 name them. The plan takes them as
   // inputs whether or not the trainer implements them yet (the CLI says which it does).
   bool gradient_checkpointing = false;
-  bool bf16 = false;                        // bf16 compute, fp32 master weights + AdamW state
+  bool bf16 = false;                        // autocast bf16 compute, fp32 master weights + AdamW state
   bool optimizer_sharding = false;          // ZeRO stage 1 over world_size ranks
   int64_t world_size = 1;
+  // Attention through at::scaled_dot_product_attention (libtorch >= 2): no probabilities kept.
+  bool fused_attention = false;
   // The run's length and device, for the host-side cache of encoded samples.
   std::string device = "cpu";
   int64_t max_steps = -1;                   // <= 0: epochs (the cache's size is the dataset's)

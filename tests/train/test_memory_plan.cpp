@@ -244,30 +244,60 @@ TEST(MemoryPlan, GrpoByHand) {
   EXPECT_EQ(p.peak_bytes, (32576 * 2 + 11296 * 2) + (21120 + 2304 + 11712 + 14400 + 736));
 }
 
-// The memory features change what they should: bf16 16 B per trainable parameter (2 + 2 + 4 + 8)
-// and 2 per frozen one; checkpointing shrinks activations; sharding divides the optimizer state.
+// The memory features change what they should. bf16 as the trainer does it (fp32 master weights,
+// autocast): the same 4 + 4 + 8 B per trainable parameter, plus the bf16 weight copies autograd
+// keeps; checkpointing shrinks activations; sharding divides the optimizer state; fused
+// attention keeps no probabilities.
 TEST(MemoryPlan, FeaturesMoveTheRightLines) {
   MemoryPlanInputs in;
   in.trainer = "sft";
   in.model = read_plan_model(kFixtures + "/train/hub_configs/Qwen2.5-VL-3B-Instruct");
-  in.torch_dtype = "float32";
+  in.torch_dtype = "bfloat16";
   in.trainability.freeze_vision_modules = true;
   in.per_device_train_batch_size = 2;
   in.max_length = 1024;
-  const MemoryPlan fp32 = plan_memory(in);
+  const MemoryPlan bf16_storage = plan_memory(in);  // pure bf16: 2 B everywhere
+  const double total = static_cast<double>(bf16_storage.total_parameters);
+  const double trainable = static_cast<double>(bf16_storage.trainable_parameters);
+  EXPECT_EQ(bf16_storage.persistent_bytes, 2 * total + 6 * trainable);
   MemoryPlanInputs b = in;
   b.bf16 = true;
   const MemoryPlan bf = plan_memory(b);
-  const double total = static_cast<double>(bf.total_parameters), trainable = static_cast<double>(bf.trainable_parameters);
-  EXPECT_EQ(bf.persistent_bytes, 16 * trainable + 2 * (total - trainable));
-  EXPECT_EQ(fp32.persistent_bytes, 4 * total + 12 * trainable);
+  EXPECT_EQ(bf.persistent_bytes, 4 * total + 12 * trainable);
+  EXPECT_EQ(item(bf.training, "bf16 weight copies (autocast)"), 2 * total);
   MemoryPlanInputs c = in;
   c.gradient_checkpointing = true;
-  EXPECT_LT(item(plan_memory(c).training, "decoder activations"), item(fp32.training, "decoder activations") / 5);
+  EXPECT_LT(item(plan_memory(c).training, "decoder activations"), item(bf16_storage.training, "decoder activations") / 5);
   MemoryPlanInputs s = in;
   s.optimizer_sharding = true;
   s.world_size = 8;
-  EXPECT_EQ(item(plan_memory(s).persistent, "optimizer state (AdamW)"), item(fp32.persistent, "optimizer state (AdamW)") / 8);
+  EXPECT_EQ(item(plan_memory(s).persistent, "optimizer state (AdamW)"),
+            item(bf16_storage.persistent, "optimizer state (AdamW)") / 8);
+  MemoryPlanInputs f = in;
+  f.fused_attention = true;
+  EXPECT_EQ(item(plan_memory(f).training, "attention probabilities"), 0);
+  EXPECT_GT(item(bf16_storage.training, "attention probabilities"), 0);
+}
+
+// GRPO with gradient checkpointing scores one sequence per row (the trainer cannot share the
+// prompt through a recomputed layer): 4 rows x 9 tokens keep their layer inputs (x 8 x 2 layers x
+// 4 B), one layer is recomputed (36 x 136 x 4 B), its probabilities are 4 x 2 heads x 9 x 9 x 4 B.
+TEST(MemoryPlan, GrpoCheckpointingByHand) {
+  MemoryPlanInputs in;
+  in.trainer = "grpo";
+  in.model = toy();
+  in.torch_dtype = "float32";
+  in.trainability.freeze_vision_modules = true;
+  in.gradient_checkpointing = true;
+  in.per_device_train_batch_size = 4;
+  in.num_generations = 4;
+  in.max_prompt_length = 6;
+  in.max_completion_length = 3;
+  in.max_pixels = 3136;
+  const MemoryPlan p = plan_memory(in);
+  EXPECT_EQ(item(p.training, "decoder activations"), 36 * 8 * 2 * 4 + 36 * 136 * 4);
+  EXPECT_EQ(item(p.training, "attention probabilities"), 4 * 2 * 81 * 4);
+  EXPECT_EQ(item(p.training, "backward working set"), 36 * 136 * 4 + 4 * 2 * 81 * 4);
 }
 
 }  // namespace
