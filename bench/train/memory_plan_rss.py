@@ -127,9 +127,19 @@ def main():
             ("grpo, full, beta 0.04", "grpo", ["--per_device_train_batch_size", "16", "--num_generations", "8",
                                                "--max_completion_length", "48", "--reward_funcs", "iou", "format",
                                                "--beta", "0.04", "--max_steps", grpo_steps]),
+            # The memory features (the trainer's gradient_checkpointing and bf16).
+            ("sft, frozen, checkpointing", "sft", ["--per_device_train_batch_size", "16", "--freeze_vision_modules",
+                                                   "--max_length", str(seq_len), "--max_steps", sft_steps,
+                                                   "--gradient_checkpointing"]),
+            ("grpo, frozen, checkpointing", "grpo", ["--per_device_train_batch_size", "32", "--num_generations", "8",
+                                                     "--max_completion_length", "48", "--reward_funcs", "iou", "format",
+                                                     "--freeze_vision_modules", "--max_steps", grpo_steps,
+                                                     "--gradient_checkpointing"]),
+            ("sft, frozen, bf16", "sft", ["--per_device_train_batch_size", "16", "--freeze_vision_modules",
+                                          "--max_length", str(seq_len), "--max_steps", sft_steps, "--bf16"]),
         ]
-        if preset != "tiny":
-            cases = [c for c in cases if "LoRA" not in c[0]]
+        if preset != "tiny":  # the small preset: fewer cases (minutes each on 2 cores)
+            cases = [c for c in cases if "LoRA" not in c[0] and "bf16" not in c[0] and "grpo, frozen, check" not in c[0]]
         for name, trainer, extra in cases:
             if args.only and not re.search(args.only, preset + " " + name):
                 continue
