@@ -1,7 +1,6 @@
 // `refract sft`: supervised fine-tuning on assistant tokens (TRL SFTTrainer semantics).
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include "cli/command.h"
@@ -28,13 +27,7 @@ void add_sft_command(CLI::App& app) {
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
-    if (st->plan.dry_run) {
-      train::MemoryPlanInputs in = train::plan_inputs(st->config, st->options, st->plan);
-      in.fused_attention = std::atoi(REFRACT_TORCH_VERSION) >= 2;  // model/attention.h
-      std::fputs(train::format_plan(in, train::plan_memory(in)).c_str(), stdout);
-      return;
-    }
-    train::check_plan_only_settings(st->options, st->plan);
+    if (train::handle_dry_run(st->config, st->options, st->plan, REFRACT_TORCH_VERSION)) return;
     train::RunSummary s = train::run_sft(st->config);
     std::printf("sft: steps %lld..%lld in %.1f s, checkpoint %s\n", (long long)s.first_step,
                 (long long)s.last_step, s.wall_seconds, s.final_checkpoint.c_str());
