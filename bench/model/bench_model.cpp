@@ -11,27 +11,13 @@
 #include <vector>
 
 #include "bench_cli.h"
+#include "median_time.h"
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
 #include "model_preset.h"
 
 using namespace refract::model;
-
-namespace {
-
-double median_ms(int reps, const std::function<void()>& fn) {
-  fn();  // warm-up
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto a = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-}  // namespace
+using refract::bench::median_ms;
 
 int main(int argc, char** argv) {
   int threads = 2, reps = 5;

@@ -17,26 +17,16 @@
 #include <vector>
 
 #include "bench_cli.h"
+#include "median_time.h"
 #include "model/autocast.h"
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
 #include "model_preset.h"
 
 using namespace refract::model;
+using refract::bench::median_ms;
 
 namespace {
-
-double median_ms(int reps, const std::function<void()>& fn) {
-  fn();  // warm-up
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto a = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // GFLOP/s of a square matmul in `dtype`: the attainable peak the MFU is measured against.
 double gemm_peak_gflops(torch::ScalarType dtype, int reps) {

@@ -1,5 +1,6 @@
 #include "train/dry_run.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -109,6 +110,30 @@ void check_plan_only_settings(const Options& o, const PlanSettings& s) {
     REFRACT_CHECK(!setting_on(settings, key))
         << key << ": the trainer does not implement it yet; only --dry_run (the memory plan) takes it";
   }
+}
+
+namespace {
+
+template <typename Config>
+bool dry_run_or_check(const Config& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
+  if (!s.dry_run) {
+    check_plan_only_settings(o, s);
+    return false;
+  }
+  MemoryPlanInputs in = plan_inputs(c, o, s);
+  in.fused_attention = std::atoi(libtorch_version.c_str()) >= 2;
+  std::fputs(format_plan(in, plan_memory(in)).c_str(), stdout);
+  return true;
+}
+
+}  // namespace
+
+bool handle_dry_run(const GrpoConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
+  return dry_run_or_check(c, o, s, libtorch_version);
+}
+
+bool handle_dry_run(const SftConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
+  return dry_run_or_check(c, o, s, libtorch_version);
 }
 
 }  // namespace refract::train

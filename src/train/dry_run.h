@@ -35,4 +35,10 @@ MemoryPlanInputs plan_inputs(const SftConfig& c, const Options& o, const PlanSet
 // Throws naming the key when a run (not --dry_run) turns on a setting only the plan knows.
 void check_plan_only_settings(const Options& o, const PlanSettings& s);
 
+// What `refract grpo|sft` do before training: with --dry_run, print the plan to stdout and return
+// true (the command stops there); otherwise check_plan_only_settings() and return false.
+// libtorch_version: the binary's libtorch ("2.15.0"); attention is fused from 2 on (model/attention.h).
+bool handle_dry_run(const GrpoConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version);
+bool handle_dry_run(const SftConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version);
+
 }  // namespace refract::train

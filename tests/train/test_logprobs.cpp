@@ -79,6 +79,13 @@ double max_abs_diff(const torch::Tensor& x, const torch::Tensor& y) {
   return (x.cpu().to(torch::kFloat64) - y.cpu().to(torch::kFloat64)).abs().max().item<double>();
 }
 
+// Every parameter's gradient, zeros where none reached it.
+std::vector<torch::Tensor> parameter_grads(model::Qwen2_5_VLImpl& model) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : model.parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  return grads;
+}
+
 TEST(CompletionLogps, SharedPromptForwardEqualsOneSequencePerRow) {
   torch::set_num_threads(2);
   auto model = model::load_pretrained(kDir + "/tiny", refract::testing::test_device(), "float32");
@@ -94,10 +101,7 @@ TEST(CompletionLogps, SharedPromptForwardEqualsOneSequencePerRow) {
     (lp.logps * weights).sum().backward();
     *logps = lp.logps.detach();
     *entropies = lp.entropies;
-    std::vector<torch::Tensor> grads;
-    for (const auto& p : model->parameters())
-      grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    return grads;
+    return parameter_grads(*model);
   };
   torch::Tensor lp_row, lp_shared, ent_row, ent_shared;
   const auto g_row = run(bt.per_row, &lp_row, &ent_row);
@@ -132,9 +136,7 @@ TEST(CompletionLogps, GradientCheckpointingGivesTheSameGradients) {
     PolicyLogps lp = completion_logps(*model, bt.per_row, 0.7, false);
     (lp.logps * weights).sum().backward();
     *logps = lp.logps.detach();
-    std::vector<torch::Tensor> grads;
-    for (const auto& p : model->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    return grads;
+    return parameter_grads(*model);
   };
   torch::Tensor lp_plain, lp_ckpt;
   const auto g_plain = run(false, &lp_plain);
