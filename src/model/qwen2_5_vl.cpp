@@ -8,7 +8,7 @@ namespace refract::model {
 
 Qwen2_5_VLImpl::Qwen2_5_VLImpl(const Qwen2_5_VLConfig& c) : config_(c) {
   // Registration order = HF's: visual, model, lm_head (names are the safetensors keys).
-  visual = register_module("visual", Qwen2_5_VisionTransformer(c.vision_config));
+  visual = register_module("visual", make_vision_tower(c));
   language_model = register_module("model", Qwen2Model(c));
   if (!c.tie_word_embeddings) {
     lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
@@ -229,7 +229,7 @@ void freeze_vision_modules(Qwen2_5_VLImpl& model) {
 }
 
 void freeze_aligner(Qwen2_5_VLImpl& model) {
-  for (auto& p : model.visual->merger->parameters()) p.set_requires_grad(false);
+  for (auto& p : model.visual->merger_module().parameters()) p.set_requires_grad(false);
 }
 
 int64_t count_parameters(torch::nn::Module& module, bool trainable_only) {

@@ -1,5 +1,8 @@
-// Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) in libtorch: vision tower, Qwen2 decoder
-// with M-RoPE, image-embedding scatter, KV-cache decoding, HF checkpoint load / save.
+// The Qwen2-VL model family in libtorch (Qwen2_5_VLForConditionalGeneration,
+// Qwen2VLForConditionalGeneration): the family's vision tower (vision_<family>.h, chosen by
+// config.json model_type), the Qwen2 decoder with M-RoPE, image-embedding scatter, KV-cache
+// decoding, HF checkpoint load / save. The class is named after the first family it served;
+// everything here is shared by the families.
 // Modules are registered under the HF (transformers <= 4.51) parameter names, so
 // named_parameters() == the safetensors keys: visual.*, model.*, lm_head.* (when untied).
 // ref: https://github.com/huggingface/transformers/blob/v4.50.0/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py
@@ -91,7 +94,7 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
   // A cache sized for this model (dtype and device of the weights).
   KVCache make_cache(int64_t batch_size, int64_t capacity) const;
 
-  Qwen2_5_VisionTransformer visual{nullptr};  // "visual"
+  std::shared_ptr<VisionTowerImpl> visual;    // "visual" (the family's tower)
   Qwen2Model language_model{nullptr};         // "model"
   Linear lm_head{nullptr};                    // "lm_head" (registered only when untied)
 
