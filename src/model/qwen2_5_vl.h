@@ -28,6 +28,14 @@ struct ModelInputs {
   // Optional: encode_images() output computed earlier (skips the vision tower; GRPO reuses
   // one encoding for all samples of a prompt). Takes precedence over pixel_values.
   torch::Tensor image_embeds;    // [sum(t*h*w)/4, hidden_size]
+  // Videos (frames in temporal patches of 2), as transformers names them: rows of every video
+  // concatenated, one video_grid_thw row per video, and (Qwen2.5-VL) the seconds each temporal
+  // patch spans (temporal_patch_size / fps; undefined = 1.0 each), which scale the M-RoPE time
+  // positions by vision_config.tokens_per_second.
+  torch::Tensor pixel_values_videos;  // [N, C*tp*p*p]
+  torch::Tensor video_grid_thw;       // [num_videos, 3] int64
+  torch::Tensor second_per_grid_ts;   // [num_videos] float
+  torch::Tensor video_embeds;         // optional, like image_embeds
   // Optional: positions [3, B, S]; when undefined they come from get_rope_index().
   torch::Tensor position_ids;
   // Logits only for the last K positions ([B, K, V]); 0 = all positions. The trainer only
@@ -42,6 +50,7 @@ struct ModelOutput {
   torch::Tensor position_ids;   // [3, B, S] int64
   torch::Tensor rope_deltas;    // [B, 1] int64
   torch::Tensor image_embeds;   // [N/4, H] raster order (undefined when no image)
+  torch::Tensor video_embeds;   // [N/4, H] (undefined when no video)
 };
 
 // get_rope_index result (HF name).
@@ -66,6 +75,14 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
   // Runs on the CPU (small integer work); results are moved to input_ids' device.
   RopeIndex get_rope_index(const torch::Tensor& input_ids, const torch::Tensor& image_grid_thw,
                            const torch::Tensor& attention_mask) const;
+  // With videos: items are taken in the order their tokens appear (images and videos
+  // interleaved); video frames sit at time positions video_time_position(frame, seconds).
+  RopeIndex get_rope_index(const torch::Tensor& input_ids, const torch::Tensor& image_grid_thw,
+                           const torch::Tensor& attention_mask, const torch::Tensor& video_grid_thw,
+                           const torch::Tensor& second_per_grid_ts) const;
+  // The M-RoPE time offset of a video's temporal patch `frame`. The families differ here:
+  // Qwen2-VL uses the patch number, Qwen2.5-VL frame * second_per_grid_t * tokens_per_second.
+  int64_t video_time_position(int64_t frame, float second_per_grid_t) const;
 
   // Full forward (training / scoring / prefill). With a cache: the cache must be empty;
   // K/V of all S positions are stored and cache->rope_deltas() is set.
