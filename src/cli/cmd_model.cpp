@@ -26,7 +26,8 @@ void add_model_command(CLI::App& app) {
   auto fwd = std::make_shared<Sub<commands::ModelForwardSettings>>();
   auto* f = cmd->add_subcommand("forward",
                                 "Run one forward pass on inputs from a safetensors file (input_ids, attention_mask, "
-                                "pixel_values, image_grid_thw) and write logits, position_ids, rope_deltas, image_embeds");
+                                "pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, second_per_grid_ts) and write logits, "
+                                "position_ids, rope_deltas, image_embeds, video_embeds");
   commands::declare(fwd->options, fwd->settings);
   fwd->options.add_to(*f);
   f->callback([fwd] {
@@ -36,7 +37,7 @@ void add_model_command(CLI::App& app) {
 
   auto init = std::make_shared<Sub<commands::ModelInitSettings>>();
   auto* i = cmd->add_subcommand("init",
-                                "Write a randomly initialised model (preset tiny | small) in HF layout, with vocab "
+                                "Write a randomly initialised model (preset tiny | small, model_type qwen2_5_vl | qwen2_vl) in HF layout, with vocab "
                                 "size and special ids from the given tokenizer");
   commands::declare(init->options, init->settings);
   init->options.add_to(*i);

@@ -21,8 +21,10 @@ using namespace refract::model;  // the init presets, checkpoints and config typ
 
 void declare(Options& o, ModelForwardSettings& s) {
   model::declare(o, static_cast<model::ModelSettings&>(s));
-  o.add("inputs", &s.inputs, "safetensors with input_ids [B,S] and optionally attention_mask, pixel_values, image_grid_thw");
-  o.add("output", &s.output, "output safetensors: logits, position_ids, rope_deltas, image_embeds");
+  o.add("inputs", &s.inputs,
+        "safetensors with input_ids [B,S] and optionally attention_mask, pixel_values, image_grid_thw, "
+        "pixel_values_videos, video_grid_thw, second_per_grid_ts");
+  o.add("output", &s.output, "output safetensors: logits, position_ids, rope_deltas, image_embeds, video_embeds");
 }
 
 void run_model_forward(const ModelForwardSettings& s) {
@@ -37,6 +39,10 @@ void run_model_forward(const ModelForwardSettings& s) {
   if (in.count("attention_mask")) mi.attention_mask = in["attention_mask"].to(m.device);
   if (in.count("pixel_values")) mi.pixel_values = in["pixel_values"].to(m.device, m.model->dtype());
   if (in.count("image_grid_thw")) mi.image_grid_thw = in["image_grid_thw"].to(m.device);
+  // Videos, in transformers' names (frames already patchified, as Qwen2VLImageProcessor gives them).
+  if (in.count("pixel_values_videos")) mi.pixel_values_videos = in["pixel_values_videos"].to(m.device, m.model->dtype());
+  if (in.count("video_grid_thw")) mi.video_grid_thw = in["video_grid_thw"].to(m.device);
+  if (in.count("second_per_grid_ts")) mi.second_per_grid_ts = in["second_per_grid_ts"];
   auto out = m.model->forward(mi);
   std::vector<std::pair<std::string, torch::Tensor>> tensors = {
       {"logits", out.logits.to(torch::kFloat32)},
@@ -44,12 +50,14 @@ void run_model_forward(const ModelForwardSettings& s) {
       {"rope_deltas", out.rope_deltas},
   };
   if (out.image_embeds.defined()) tensors.emplace_back("image_embeds", out.image_embeds.to(torch::kFloat32));
+  if (out.video_embeds.defined()) tensors.emplace_back("video_embeds", out.video_embeds.to(torch::kFloat32));
   io::save_tensors(s.output, tensors);
   LOG_INFO("forward: logits {} -> {}", c10::str(out.logits.sizes()), s.output);
 }
 
 void declare(Options& o, ModelInitSettings& s) {
   o.add("preset", &s.preset, "model size").choices({"tiny", "small"});
+  o.add("model_type", &s.model_type, "model family (config.json model_type)").choices({"qwen2_5_vl", "qwen2_vl"});
   o.add("tokenizer", &s.tokenizer, "tokenizer.json or its directory (vocab size and special ids)");
   o.add("output", &s.output, "output directory (HF layout)");
   o.add("seed", &s.seed, "random seed of the weights");
@@ -63,7 +71,7 @@ void run_model_init(const ModelInitSettings& s) {
   REFRACT_CHECK(s.threads > 0) << "threads must be positive, got " << s.threads;
   at::set_num_threads(static_cast<int>(s.threads));
   const auto tok = text::Tokenizer::from_file(s.tokenizer);
-  Qwen2_5_VLConfig c = preset_config(s.preset);
+  Qwen2_5_VLConfig c = preset_config(s.preset, s.model_type);
   c.vocab_size = tok.vocab_size();
   auto id = [&](const char* token, bool required) -> int64_t {
     const int32_t v = tok.token_to_id(token);
@@ -88,7 +96,7 @@ void run_model_init(const ModelInitSettings& s) {
   const fs::path tok_path(s.tokenizer);
   model->name_or_path = fs::is_directory(tok_path) ? tok_path.string() : tok_path.parent_path().string();
   save_pretrained(*model, s.output);
-  // ref: Qwen2.5-VL generation_config.json: eos = [<|im_end|>, <|endoftext|>], pad = bos
+  // ref: Qwen2.5-VL / Qwen2-VL generation_config.json: eos = [<|im_end|>, <|endoftext|>], pad = bos
   nlohmann::json g = {{"bos_token_id", c.bos_token_id},
                       {"eos_token_id", {c.eos_token_id, endoftext}},
                       {"pad_token_id", c.pad_token_id}};

@@ -28,8 +28,8 @@ void declare(Options& o, DataConfig& c) {
            "VLM-R1 data-config YAML (datasets: - json_path, sampling_strategy)");
   add_once(o, "image_root", &c.image_root, "image root for REC JSON / data-config datasets");
   add_once(o, "question_template", &c.question_template,
-           "prompt template around the question (rec = VLM-R1 REC, word for word)",
-           {"rec", "default", "none"});
+           "prompt template around the question: rec (VLM-R1 REC, word for word), default, none, or "
+           "a text with {Question} (a recipe's own prompt, e.g. configs/visual_rft_detection.yaml)");
   add_once(o, "coco_prompt_style", &c.coco_prompt_style,
            "COCO detection prompts: pr1 = one per image listing all categories, visual_rft = one "
            "per (image, category)",

@@ -23,7 +23,7 @@ struct DataConfig {
   std::string dataset_name;
   // Image root for REC JSON / data-config datasets (VLM-R1 --image_root).
   std::string image_root;
-  std::string question_template = "default";  // rec | default | none (see prompt.h)
+  std::string question_template = "default";  // rec | default | none | text with {Question} (prompt.h)
   std::string coco_prompt_style = "pr1";      // pr1 (one prompt per image) | visual_rft
   int64_t max_prompt_length = 1024;           // tokens incl. image pads; 0 = unchecked
   std::string tokenizer_path;                 // tokenizer.json (or its folder) for lengths

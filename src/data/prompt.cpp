@@ -27,7 +27,10 @@ std::string question_template_text(const std::string& name) {
   if (name == "rec") return kRecTemplate;
   if (name == "default") return kDefaultTemplate;
   if (name == "none" || name.empty()) return "{Question}";
-  REFRACT_FAIL() << "question_template: '" << name << "' is not one of rec, default, none";
+  // A recipe's own prompt, word for word (Visual-RFT, Perception-R1: configs/*.yaml).
+  if (name.find("{Question}") != std::string::npos) return name;
+  REFRACT_FAIL() << "question_template: '" << name
+                 << "' is not one of rec, default, none, nor a template text containing {Question}";
 }
 
 int64_t count_image_placeholders(const std::string& text) {
@@ -45,8 +48,18 @@ std::string build_content(const std::string& text, int64_t num_images, int64_t f
     return std::to_string(placeholders) + " <image> placeholder(s) but " +
            std::to_string(num_images) + " image(s)";
   const size_t q = tmpl.find("{Question}");
-  const std::string prefix = q == std::string::npos ? "" : tmpl.substr(0, q);
-  const std::string suffix = q == std::string::npos ? tmpl : tmpl.substr(q + 10);
+  std::string prefix = q == std::string::npos ? "" : tmpl.substr(0, q);
+  std::string suffix = q == std::string::npos ? tmpl : tmpl.substr(q + 10);
+  // A template naming {Question} more than once (Visual-RFT's detection prompt names the
+  // category twice): the later ones take the question's text (without its <image>s).
+  if (suffix.find("{Question}") != std::string::npos) {
+    std::string plain = text;
+    for (size_t p = plain.find(kPlaceholder); p != std::string::npos; p = plain.find(kPlaceholder, p))
+      plain.erase(p, kPlaceholderLen);
+    plain = trim(plain);
+    for (size_t p = suffix.find("{Question}"); p != std::string::npos; p = suffix.find("{Question}", p + plain.size()))
+      suffix.replace(p, 10, plain);
+  }
 
   std::vector<text::ContentItem> items;
   if (placeholders == 0) {

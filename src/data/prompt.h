@@ -17,7 +17,9 @@ inline constexpr const char* kDefaultTemplate =
     "{Question} First output the thinking process in <think> </think> tags and then output the "
     "final answer in <answer> </answer> tags.";
 
-// "rec" | "default" | "none" -> the template text ("{Question}" for none).
+// "rec" | "default" | "none" -> the template text ("{Question}" for none); a text holding
+// {Question} is itself the template (a recipe's prompt, word for word). Later occurrences of
+// {Question} in a template take the question's text too.
 std::string question_template_text(const std::string& name);
 
 // Builds user-turn content from `text` holding `<image>` placeholders, wrapped in `tmpl`:

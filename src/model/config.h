@@ -1,6 +1,11 @@
-// Qwen2.5-VL hyper-parameters, parsed from a Hugging Face config.json (no torch here).
-// Field names are the config.json keys; defaults are the Qwen2.5-VL-3B-Instruct values.
-// ref: transformers/models/qwen2_5_vl/configuration_qwen2_5_vl.py@4.50
+// Hyper-parameters of the Qwen2-VL model family, parsed from a Hugging Face config.json (no
+// torch here). config.json's `model_type` names the family:
+//   qwen2_5_vl  Qwen2.5-VL (RMSNorm + gated SiLU vision MLP, windowed vision attention)
+//   qwen2_vl    Qwen2-VL (LayerNorm + fc1/fc2 quick_gelu vision MLP, full vision attention)
+// The text decoder, M-RoPE and the image-token scatter are the same for both.
+// Field names are the Qwen2.5-VL config.json keys; defaults are the Qwen2.5-VL-3B-Instruct values.
+// ref: transformers/models/qwen2_5_vl/configuration_qwen2_5_vl.py@4.50,
+//      transformers/models/qwen2_vl/configuration_qwen2_vl.py@4.50
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,27 +13,41 @@
 
 namespace refract::model {
 
+// Model families (config.json model_type).
+inline constexpr const char* kModelTypeQwen2_5_VL = "qwen2_5_vl";
+inline constexpr const char* kModelTypeQwen2VL = "qwen2_vl";
+// "qwen2_5_vl | qwen2_vl": the supported model_type values, for error messages and help.
+const char* supported_model_types();
+
+// The vision tower's settings. Qwen2-VL's config.json spells three of them differently; the
+// parser maps them here (config.cpp): embed_dim -> hidden_size, hidden_size -> out_hidden_size,
+// embed_dim * mlp_ratio -> intermediate_size.
 struct Qwen2_5_VLVisionConfig {
   int64_t depth = 32;                 // number of vision blocks
-  int64_t hidden_size = 1280;         // D
-  int64_t intermediate_size = 3420;   // vision MLP width
+  int64_t hidden_size = 1280;         // D (Qwen2-VL: embed_dim)
+  int64_t intermediate_size = 3420;   // vision MLP width (Qwen2-VL: int(embed_dim * mlp_ratio))
+  double mlp_ratio = 4.0;             // Qwen2-VL only (written back to its config.json)
   int64_t num_heads = 16;             // head_dim = hidden_size / num_heads (80)
   int64_t in_channels = 3;
-  int64_t out_hidden_size = 2048;     // merger output = text hidden_size
+  int64_t out_hidden_size = 2048;     // merger output = text hidden_size (Qwen2-VL: hidden_size)
   int64_t patch_size = 14;
   int64_t spatial_merge_size = 2;
   int64_t temporal_patch_size = 2;
+  // Qwen2.5-VL only: windowed attention and video time scaling.
   int64_t window_size = 112;          // pixels; 112 / 2 / 14 = 4 merged units per window side
   std::vector<int64_t> fullatt_block_indexes = {7, 15, 23, 31};
   int64_t tokens_per_second = 2;      // video temporal positions (checkpoints: 2; class: 4); an int in HF
-  std::string hidden_act = "silu";
+  std::string hidden_act = "silu";    // Qwen2-VL: quick_gelu
 
   int64_t head_dim() const { return hidden_size / num_heads; }
   // Columns of one pixel_values row: C * temporal_patch * patch * patch (1176).
   int64_t patch_dim() const { return in_channels * temporal_patch_size * patch_size * patch_size; }
 };
 
+// The whole model's settings (both families; the name is the first family's).
 struct Qwen2_5_VLConfig {
+  std::string model_type = kModelTypeQwen2_5_VL;  // config.json model_type: the family
+
   // Text (Qwen2 decoder).
   int64_t vocab_size = 151936;
   int64_t hidden_size = 2048;
@@ -61,12 +80,14 @@ struct Qwen2_5_VLConfig {
 };
 
 // Parses config.json text (flat legacy layout, or the newer one with "text_config").
+// model_type must be one of supported_model_types().
 // Unknown keys are ignored; inconsistent values (heads not dividing hidden, mrope_section
 // not summing to head_dim/2, ...) are errors naming the field. `where` names the source.
 Qwen2_5_VLConfig parse_config(const std::string& json_text, const std::string& where = "config.json");
 // Reads <dir>/config.json, or the file itself when `path` is a file.
 Qwen2_5_VLConfig load_config(const std::string& path);
-// config.json text in the HF flat layout (what transformers 4.50 writes).
+// config.json text in the HF flat layout (what transformers 4.50 writes), in the family's
+// spelling (Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration).
 std::string config_to_json(const Qwen2_5_VLConfig& c);
 
 }  // namespace refract::model

@@ -7,8 +7,11 @@
 
 namespace refract::model {
 
-Qwen2_5_VLConfig preset_config(const std::string& preset) {
+Qwen2_5_VLConfig preset_config(const std::string& preset, const std::string& model_type) {
+  REFRACT_CHECK(model_type == kModelTypeQwen2_5_VL || model_type == kModelTypeQwen2VL)
+      << "model_type '" << model_type << "' is not supported (supported: " << supported_model_types() << ")";
   Qwen2_5_VLConfig c;
+  c.model_type = model_type;
   auto& v = c.vision_config;
   // Both presets untie lm_head: with N(0, 1) embeddings a tied head would start with logits of
   // std sqrt(hidden_size), i.e. near-deterministic sampling; a fan-in lm_head gives std ~1.
@@ -51,6 +54,15 @@ Qwen2_5_VLConfig preset_config(const std::string& preset) {
     REFRACT_FAIL() << "preset '" << preset << "' is unknown (tiny | small)";
   }
   v.out_hidden_size = c.hidden_size;
+  if (model_type == kModelTypeQwen2VL) {
+    // Qwen2-VL's tower: fc1/fc2 with quick_gelu, width from mlp_ratio, no windows.
+    v.hidden_act = "quick_gelu";
+    v.mlp_ratio = preset == "tiny" ? 2.0 : 4.0;
+    v.intermediate_size = static_cast<int64_t>(static_cast<double>(v.hidden_size) * v.mlp_ratio);
+    v.window_size = 0;
+    v.fullatt_block_indexes.clear();
+    v.tokens_per_second = 0;
+  }
   return c;
 }
 
@@ -72,7 +84,7 @@ void init_weights(Qwen2_5_VLImpl& model, uint64_t seed) {
     if (name.find(".lora_") != std::string::npos) continue;
     if (ends(".bias")) {
       p.zero_();
-    } else if (p.dim() == 1) {  // RMSNorm weights
+    } else if (p.dim() == 1) {  // RMSNorm / LayerNorm weights
       p.fill_(1.0);
     } else if (ends("embed_tokens.weight")) {
       normal(p, 1.0);
@@ -81,7 +93,7 @@ void init_weights(Qwen2_5_VLImpl& model, uint64_t seed) {
       double std = 1.0 / std::sqrt(static_cast<double>(fan_in));
       // Residual-branch outputs start at half scale so the residual stream stays O(1) at init.
       const bool residual_out = ends("self_attn.o_proj.weight") || ends("mlp.down_proj.weight") ||
-                                ends("attn.proj.weight");
+                                ends("attn.proj.weight") || ends("mlp.fc2.weight");
       if (residual_out) std *= 0.5;
       normal(p, std);
     }

@@ -128,6 +128,16 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * xf.to(x.scalar_type());
 }
 
+torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
+  namespace F = torch::nn::functional;
+  if (name == "silu") return torch::silu(x);
+  // ref: transformers/activations.py QuickGELUActivation
+  if (name == "quick_gelu") return x * torch::sigmoid(1.702 * x);
+  if (name == "gelu") return F::gelu(x);
+  if (name == "gelu_pytorch_tanh") return F::gelu(x, F::GELUFuncOptions().approximate("tanh"));
+  REFRACT_FAIL() << "activation '" << name << "' is not supported (silu | quick_gelu | gelu | gelu_pytorch_tanh)";
+}
+
 torch::Tensor rotate_half(const torch::Tensor& x) {
   int64_t half = x.size(-1) / 2;
   auto x1 = x.narrow(-1, 0, half);

@@ -1,10 +1,11 @@
 // Building blocks shared by the vision tower and the decoder: Linear (with an optional LoRA
-// adapter, PEFT layout) and RMSNorm. Parameters are named as in HF ("weight", "bias",
+// adapter, PEFT layout), RMSNorm and the activations by HF name. Parameters are named as in HF ("weight", "bias",
 // "lora_A.weight", "lora_B.weight") so a module path + name is the safetensors key.
 #pragma once
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 
 namespace refract::model {
 
@@ -53,6 +54,9 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 // env: REFRACT_GEMV_ROWS sets the initial value.
 int64_t gemv_fast_rows();
 void set_gemv_fast_rows(int64_t rows);
+
+// HF's ACT2FN by name: silu, quick_gelu (x * sigmoid(1.702 x)), gelu (erf), gelu_pytorch_tanh.
+torch::Tensor activation(const std::string& name, const torch::Tensor& x);
 
 // [-x2, x1] over the two halves of the last dimension.
 torch::Tensor rotate_half(const torch::Tensor& x);

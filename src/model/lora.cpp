@@ -32,17 +32,28 @@ std::vector<std::pair<std::string, LinearImpl*>> linears(Qwen2_5_VLImpl& model) 
 
 bool is_vision(const std::string& path) { return path.rfind("visual.", 0) == 0; }
 
-bool selected(const std::string& path, const LoraConfig& c) {
+// ref: peft check_target_module_exists: exact name or a "." + suffix match
+bool matches(const std::string& path, const std::string& t) {
+  return path == t || (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
+                       path[path.size() - t.size() - 1] == '.');
+}
+
+// Vision Linears are adapted only when asked: lora_target_vision, a target naming "visual", or
+// a target that matches no Linear outside the vision tower (e.g. Qwen2-VL's "attn.qkv",
+// "attn.proj", "mlp.fc1", "mlp.fc2", or "qkv"): a bare name the decoder shares ("up_proj") or
+// "all-linear" keeps to the language model.
+bool selected(const std::string& path, const LoraConfig& c, const std::vector<std::string>& all_paths) {
   if (path == "lm_head") return false;  // ref: peft "all-linear" excludes the output layer
   for (const auto& t : c.lora_target_modules) {
-    const bool names_vision = t.find("visual") != std::string::npos;
-    if (is_vision(path) && !(c.lora_target_vision || names_vision)) continue;
-    if (t == "all-linear") return true;
-    // ref: peft check_target_module_exists: exact name or a "." + suffix match
-    if (path == t || (path.size() > t.size() && path.compare(path.size() - t.size(), t.size(), t) == 0 &&
-                      path[path.size() - t.size() - 1] == '.')) {
-      return true;
+    if (t == "all-linear") {
+      if (!is_vision(path) || c.lora_target_vision) return true;
+      continue;
     }
+    if (!matches(path, t)) continue;
+    if (!is_vision(path) || c.lora_target_vision || t.find("visual") != std::string::npos) return true;
+    bool vision_only = true;
+    for (const auto& other : all_paths) vision_only = vision_only && (is_vision(other) || !matches(other, t));
+    if (vision_only) return true;
   }
   return false;
 }
@@ -118,8 +129,11 @@ std::string module_path_of(std::string key) {
 
 std::vector<std::string> apply_lora(Qwen2_5_VLImpl& model, const LoraConfig& c) {
   std::vector<std::string> adapted;
-  for (auto& [path, lin] : linears(model)) {
-    if (!selected(path, c) || lin->has_lora()) continue;
+  const auto all = linears(model);
+  std::vector<std::string> all_paths;
+  for (const auto& item : all) all_paths.push_back(item.first);
+  for (auto& [path, lin] : all) {
+    if (!selected(path, c, all_paths) || lin->has_lora()) continue;
     lin->add_lora(c.lora_r, c.lora_alpha, c.lora_dropout);
     adapted.push_back(path);
   }

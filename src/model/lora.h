@@ -19,7 +19,8 @@ struct LoraConfig {
   // "all-linear" = every Linear of the language model (lm_head excluded, as in PEFT);
   // otherwise module-name suffixes such as q_proj, v_proj. Vision / merger Linears are
   // only adapted when a target names them by a path containing "visual" (e.g.
-  // "visual.blocks.0.attn.qkv") or lora_target_vision is set.
+  // "visual.blocks.0.attn.qkv"), when a target matches only vision Linears (Qwen2-VL's
+  // "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"), or when lora_target_vision is set.
   std::vector<std::string> lora_target_modules = {"all-linear"};
   bool lora_target_vision = false;
 };

@@ -1,5 +1,8 @@
-// Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) in libtorch: vision tower, Qwen2 decoder
-// with M-RoPE, image-embedding scatter, KV-cache decoding, HF checkpoint load / save.
+// The Qwen2-VL model family in libtorch (Qwen2_5_VLForConditionalGeneration,
+// Qwen2VLForConditionalGeneration): the family's vision tower (vision_<family>.h, chosen by
+// config.json model_type), the Qwen2 decoder with M-RoPE, image-embedding scatter, KV-cache
+// decoding, HF checkpoint load / save. The class is named after the first family it served;
+// everything here is shared by the families.
 // Modules are registered under the HF (transformers <= 4.51) parameter names, so
 // named_parameters() == the safetensors keys: visual.*, model.*, lm_head.* (when untied).
 // ref: https://github.com/huggingface/transformers/blob/v4.50.0/src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py
@@ -25,6 +28,14 @@ struct ModelInputs {
   // Optional: encode_images() output computed earlier (skips the vision tower; GRPO reuses
   // one encoding for all samples of a prompt). Takes precedence over pixel_values.
   torch::Tensor image_embeds;    // [sum(t*h*w)/4, hidden_size]
+  // Videos (frames in temporal patches of 2), as transformers names them: rows of every video
+  // concatenated, one video_grid_thw row per video, and (Qwen2.5-VL) the seconds each temporal
+  // patch spans (temporal_patch_size / fps; undefined = 1.0 each), which scale the M-RoPE time
+  // positions by vision_config.tokens_per_second.
+  torch::Tensor pixel_values_videos;  // [N, C*tp*p*p]
+  torch::Tensor video_grid_thw;       // [num_videos, 3] int64
+  torch::Tensor second_per_grid_ts;   // [num_videos] float
+  torch::Tensor video_embeds;         // optional, like image_embeds
   // Optional: positions [3, B, S]; when undefined they come from get_rope_index().
   torch::Tensor position_ids;
   // Logits only for the last K positions ([B, K, V]); 0 = all positions. The trainer only
@@ -39,6 +50,7 @@ struct ModelOutput {
   torch::Tensor position_ids;   // [3, B, S] int64
   torch::Tensor rope_deltas;    // [B, 1] int64
   torch::Tensor image_embeds;   // [N/4, H] raster order (undefined when no image)
+  torch::Tensor video_embeds;   // [N/4, H] (undefined when no video)
 };
 
 // get_rope_index result (HF name).
@@ -63,6 +75,14 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
   // Runs on the CPU (small integer work); results are moved to input_ids' device.
   RopeIndex get_rope_index(const torch::Tensor& input_ids, const torch::Tensor& image_grid_thw,
                            const torch::Tensor& attention_mask) const;
+  // With videos: items are taken in the order their tokens appear (images and videos
+  // interleaved); video frames sit at time positions video_time_position(frame, seconds).
+  RopeIndex get_rope_index(const torch::Tensor& input_ids, const torch::Tensor& image_grid_thw,
+                           const torch::Tensor& attention_mask, const torch::Tensor& video_grid_thw,
+                           const torch::Tensor& second_per_grid_ts) const;
+  // The M-RoPE time offset of a video's temporal patch `frame`. The families differ here:
+  // Qwen2-VL uses the patch number, Qwen2.5-VL frame * second_per_grid_t * tokens_per_second.
+  int64_t video_time_position(int64_t frame, float second_per_grid_t) const;
 
   // Full forward (training / scoring / prefill). With a cache: the cache must be empty;
   // K/V of all S positions are stored and cache->rope_deltas() is set.
@@ -91,7 +111,7 @@ class Qwen2_5_VLImpl : public torch::nn::Module {
   // A cache sized for this model (dtype and device of the weights).
   KVCache make_cache(int64_t batch_size, int64_t capacity) const;
 
-  Qwen2_5_VisionTransformer visual{nullptr};  // "visual"
+  std::shared_ptr<VisionTowerImpl> visual;    // "visual" (the family's tower)
   Qwen2Model language_model{nullptr};         // "model"
   Linear lm_head{nullptr};                    // "lm_head" (registered only when untied)
 

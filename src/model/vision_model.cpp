@@ -5,6 +5,8 @@
 #include "common/check.h"
 #include "model/attention.h"
 #include "model/recompute.h"
+#include "model/vision_qwen2_5_vl.h"
+#include "model/vision_qwen2_vl.h"
 
 namespace refract::model {
 
@@ -26,8 +28,8 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& pixel_values) {
   const int64_t k = w.numel() / d;
   REFRACT_CHECK(pixel_values.dim() == 2 && pixel_values.size(1) == k)
       << "pixel_values must be [N, " << k << "] (C*temporal_patch*patch*patch), got " << pixel_values.sizes();
-  // ref: Qwen2_5_VisionPatchEmbed: Conv3d with kernel == stride over a row viewed as
-  // (C, tp, p, p) is exactly x W^T; the input is cast to the weight dtype first.
+  // ref: Qwen2_5_VisionPatchEmbed / PatchEmbed: Conv3d with kernel == stride over a row viewed
+  // as (C, tp, p, p) is exactly x W^T; the input is cast to the weight dtype first.
   return torch::matmul(pixel_values.to(w.scalar_type()), w.reshape({d, k}).t());
 }
 
@@ -39,7 +41,7 @@ VisionAttentionImpl::VisionAttentionImpl(const Qwen2_5_VLVisionConfig& c)
 
 namespace {
 // q' = q cos + rotate_half(q) sin, computed in fp32 and cast back.
-// ref: apply_rotary_pos_emb_vision (casts q, k to float, then back to the original dtype)
+// ref: apply_rotary_pos_emb_vision (both families cast q, k to float, then back)
 torch::Tensor apply_rope_f32(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   auto xf = x.to(torch::kFloat32);
   return (xf * cos + rotate_half(xf) * sin).to(x.scalar_type());
@@ -78,59 +80,44 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x, const std::ve
   return proj->forward(out);
 }
 
-VisionMlpImpl::VisionMlpImpl(int64_t hidden, int64_t inter, bool bias) {
-  gate_proj = register_module("gate_proj", Linear(hidden, inter, bias));
-  up_proj = register_module("up_proj", Linear(hidden, inter, bias));
-  down_proj = register_module("down_proj", Linear(inter, hidden, bias));
-}
-
-torch::Tensor VisionMlpImpl::forward(const torch::Tensor& x) {
-  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
-}
-
-VisionBlockImpl::VisionBlockImpl(const Qwen2_5_VLVisionConfig& c) {
-  norm1 = register_module("norm1", RMSNorm(c.hidden_size, 1e-6));
-  norm2 = register_module("norm2", RMSNorm(c.hidden_size, 1e-6));
-  attn = register_module("attn", VisionAttention(c));
-  mlp = register_module("mlp", VisionMlp(c.hidden_size, c.intermediate_size, /*bias=*/true));
-}
-
-torch::Tensor VisionBlockImpl::forward(const torch::Tensor& x, const std::vector<int64_t>& cu,
-                                       const torch::Tensor& cos, const torch::Tensor& sin) {
-  auto h = x + attn->forward(norm1->forward(x), cu, cos, sin);
-  return h + mlp->forward(norm2->forward(h));
-}
-
 MergerMlpImpl::MergerMlpImpl(int64_t in, int64_t out) {
   fc0 = register_module("0", Linear(in, in, true));
   fc2 = register_module("2", Linear(in, out, true));
 }
 
 torch::Tensor MergerMlpImpl::forward(const torch::Tensor& x) {
-  // ref: Qwen2_5_VLPatchMerger: nn.GELU() default = exact (erf) GELU
+  // ref: PatchMerger (both families): nn.GELU() default = exact (erf) GELU
   return fc2->forward(F::gelu(fc0->forward(x)));
 }
 
-PatchMergerImpl::PatchMergerImpl(const Qwen2_5_VLVisionConfig& c) {
-  const int64_t unit = c.spatial_merge_size * c.spatial_merge_size;
-  ln_q = register_module("ln_q", RMSNorm(c.hidden_size, 1e-6));
-  mlp = register_module("mlp", MergerMlp(c.hidden_size * unit, c.out_hidden_size));
-}
-
-torch::Tensor PatchMergerImpl::forward(const torch::Tensor& x) {
-  const int64_t in = mlp->fc0->in_features;
-  // [N, D] -> [N/4, 4D]: the 4 consecutive patches of a merged unit, (dy, dx) row-major.
-  return mlp->forward(ln_q->forward(x).reshape({-1, in}));
-}
-
-Qwen2_5_VisionTransformerImpl::Qwen2_5_VisionTransformerImpl(const Qwen2_5_VLVisionConfig& c) : config(c) {
+VisionTowerImpl::VisionTowerImpl(const Qwen2_5_VLVisionConfig& c) : config(c) {
   patch_embed = register_module("patch_embed", PatchEmbed(c));
-  blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.depth; ++i) blocks->push_back(VisionBlock(c));
-  merger = register_module("merger", PatchMerger(c));
 }
 
-torch::Tensor Qwen2_5_VisionTransformerImpl::rot_pos_emb(const std::vector<GridTHW>& grid) const {
+torch::Tensor VisionTowerImpl::run_block(torch::nn::Module& block, const BlockFn& fn, const torch::Tensor& x) {
+  return gradient_checkpointing ? checkpointed(block, fn, x) : fn(x);
+}
+
+std::vector<GridTHW> VisionTowerImpl::read_grid(const torch::Tensor& grid_thw, int64_t num_rows) const {
+  REFRACT_CHECK(grid_thw.defined() && grid_thw.dim() == 2 && grid_thw.size(1) == 3)
+      << "image_grid_thw must be [num_images, 3]";
+  auto g_cpu = grid_thw.to(torch::kCPU).to(torch::kLong).contiguous();
+  const int64_t merge = config.spatial_merge_size;
+  std::vector<GridTHW> grid;
+  int64_t total = 0;
+  for (int64_t i = 0; i < g_cpu.size(0); ++i) {
+    auto p = g_cpu.data_ptr<int64_t>() + 3 * i;
+    REFRACT_CHECK(p[0] > 0 && p[1] > 0 && p[2] > 0 && p[1] % merge == 0 && p[2] % merge == 0)
+        << "image_grid_thw row (" << p[0] << ", " << p[1] << ", " << p[2]
+        << ") must be positive with h and w multiples of spatial_merge_size " << merge;
+    grid.push_back({p[0], p[1], p[2]});
+    total += p[0] * p[1] * p[2];
+  }
+  REFRACT_CHECK(total == num_rows) << "pixel_values has " << num_rows << " rows but image_grid_thw sums to " << total;
+  return grid;
+}
+
+torch::Tensor VisionTowerImpl::rot_pos_emb(const std::vector<GridTHW>& grid) const {
   const int64_t m = config.spatial_merge_size;
   const int64_t rot_dim = config.head_dim() / 2;  // the rotary module is built with head_dim/2
   std::vector<int64_t> hpos, wpos;
@@ -146,7 +133,7 @@ torch::Tensor Qwen2_5_VisionTransformerImpl::rot_pos_emb(const std::vector<GridT
             }
   }
   const int64_t n = static_cast<int64_t>(hpos.size());
-  // ref: Qwen2_5_VisionRotaryEmbedding(dim = head_dim / 2, theta = 10000)
+  // ref: VisionRotaryEmbedding(dim = head_dim / 2, theta = 10000)
   auto inv_freq = 1.0 / torch::pow(10000.0, torch::arange(0, rot_dim, 2, torch::kFloat32) / static_cast<double>(rot_dim));
   auto hp = torch::from_blob(hpos.data(), {n}, torch::kInt64).to(torch::kFloat32);
   auto wp = torch::from_blob(wpos.data(), {n}, torch::kInt64).to(torch::kFloat32);
@@ -154,48 +141,11 @@ torch::Tensor Qwen2_5_VisionTransformerImpl::rot_pos_emb(const std::vector<GridT
   return torch::cat({torch::outer(hp, inv_freq), torch::outer(wp, inv_freq)}, 1);  // [N, rot_dim]
 }
 
-torch::Tensor Qwen2_5_VisionTransformerImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& grid_thw) {
-  REFRACT_CHECK(grid_thw.dim() == 2 && grid_thw.size(1) == 3) << "image_grid_thw must be [num_images, 3]";
-  auto g_cpu = grid_thw.to(torch::kCPU).to(torch::kLong).contiguous();
-  std::vector<GridTHW> grid;
-  int64_t total = 0;
-  for (int64_t i = 0; i < g_cpu.size(0); ++i) {
-    auto p = g_cpu.data_ptr<int64_t>() + 3 * i;
-    grid.push_back({p[0], p[1], p[2]});
-    total += p[0] * p[1] * p[2];
-  }
-  REFRACT_CHECK(total == pixel_values.size(0))
-      << "pixel_values has " << pixel_values.size(0) << " rows but image_grid_thw sums to " << total;
-  const auto dev = pixel_values.device();
-  const int64_t unit = config.spatial_merge_size * config.spatial_merge_size;
-  const VisionWindows win = get_window_index(grid, config);
-
-  auto x = patch_embed->forward(pixel_values);  // [N, D]
-  const int64_t n = x.size(0), d = x.size(1);
-  auto angles = rot_pos_emb(grid).to(dev);        // [N, hd/2] fp32
-  auto widx = torch::tensor(win.window_index, torch::kLong).to(dev);
-  // Reorder merged units (groups of `unit` patch rows) into window order.
-  x = x.reshape({n / unit, unit, d}).index_select(0, widx).reshape({n, d});
-  angles = angles.reshape({n / unit, unit, -1}).index_select(0, widx).reshape({n, -1});
-  auto emb = torch::cat({angles, angles}, -1);  // [N, hd]
-  auto cos = emb.cos(), sin = emb.sin();
-
-  for (int64_t i = 0; i < config.depth; ++i) {
-    bool full = false;
-    for (int64_t b : config.fullatt_block_indexes) full = full || (b == i);
-    auto* block = blocks[i]->as<VisionBlockImpl>();
-    const auto& cu = full ? win.cu_seqlens : win.cu_window_seqlens;
-    if (gradient_checkpointing) {
-      // By value: backward calls it after this function returned.
-      x = checkpointed(*block, [block, cu, cos, sin](const torch::Tensor& in) { return block->forward(in, cu, cos, sin); }, x);
-    } else {
-      x = block->forward(x, cu, cos, sin);
-    }
-  }
-  auto y = merger->forward(x);  // [N/4, out] in window order
-  // Back to raster order: slot k holds unit window_index[k].
-  auto reverse = torch::argsort(widx);
-  return y.index_select(0, reverse);
+std::shared_ptr<VisionTowerImpl> make_vision_tower(const Qwen2_5_VLConfig& c) {
+  if (c.model_type == kModelTypeQwen2VL) return std::make_shared<Qwen2VisionTransformerImpl>(c.vision_config);
+  REFRACT_CHECK(c.model_type == kModelTypeQwen2_5_VL)
+      << "model_type '" << c.model_type << "' is not supported (supported: " << supported_model_types() << ")";
+  return std::make_shared<Qwen2_5_VisionTransformerImpl>(c.vision_config);
 }
 
 }  // namespace refract::model

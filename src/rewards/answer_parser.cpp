@@ -302,7 +302,55 @@ std::optional<nlohmann::json> parse_json_lenient(std::string_view text) {
   return p.value(0);
 }
 
+namespace {
+std::vector<Box> find_bracket_boxes(std::string_view text);
+
+// Qwen2-VL's box text "(x1,y1),(x2,y2)" (what <|box_start|>..<|box_end|> holds; GRPO decodes
+// without special tokens, so Perception-R1's answers arrive as "label(x1,y1),(x2,y2)").
+std::vector<Box> find_corner_pair_boxes(std::string_view text) {
+  std::vector<Box> out;
+  for (size_t b = text.find('('); b != std::string_view::npos; b = text.find('(', b + 1)) {
+    size_t i = b + 1;
+    double c[4];
+    bool ok = true;
+    for (int k = 0; k < 4 && ok; ++k) {
+      if (k == 2) {  // "),(" between the corners
+        while (i < text.size() && is_space(text[i])) ++i;
+        if (i < text.size() && text[i] == ',') ++i;
+        else ok = false;
+        while (ok && i < text.size() && is_space(text[i])) ++i;
+        if (ok && i < text.size() && text[i] == '(') ++i;
+        else ok = false;
+      }
+      auto d = ok ? read_number_at(text, i) : std::nullopt;
+      if (!d) ok = false;
+      else c[k] = *d;
+      if (ok && k % 2 == 0) {
+        if (i < text.size() && text[i] == ',') ++i;
+        else ok = false;
+      } else if (ok) {
+        if (i < text.size() && text[i] == ')') ++i;
+        else ok = false;
+      }
+    }
+    if (ok) {
+      out.push_back({c[0], c[1], c[2], c[3]});
+      b = i - 1;  // continue after this box's second corner
+    }
+  }
+  return out;
+}
+}  // namespace
+
 std::vector<Box> find_boxes(std::string_view text) {
+  std::vector<Box> out = find_bracket_boxes(text);
+  // No [x1, y1, x2, y2]: Qwen2-VL's (x1,y1),(x2,y2) corner pairs.
+  if (out.empty()) out = find_corner_pair_boxes(text);
+  return out;
+}
+
+namespace {
+std::vector<Box> find_bracket_boxes(std::string_view text) {
   std::vector<Box> out;
   for (size_t b = text.find('['); b != std::string_view::npos; b = text.find('[', b + 1)) {
     size_t i = b + 1;
@@ -321,6 +369,7 @@ std::vector<Box> find_boxes(std::string_view text) {
   }
   return out;
 }
+}  // namespace
 
 std::optional<Box> first_int_box(std::string_view text) {
   for (size_t b = text.find('['); b != std::string_view::npos; b = text.find('[', b + 1)) {

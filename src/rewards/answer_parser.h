@@ -35,7 +35,8 @@ std::string strip_code_fence(std::string_view text);
 // its last complete element (ref: Visual-RFT closes at the last "},"). nullopt if no value.
 std::optional<nlohmann::json> parse_json_lenient(std::string_view text);
 
-// All [a, b, c, d] number quadruples in order (ints or floats, optional sign).
+// All [a, b, c, d] number quadruples in order (ints or floats, optional sign); when there is
+// none, Qwen2-VL's "(x1,y1),(x2,y2)" corner pairs (its box text without the special tokens).
 std::vector<Box> find_boxes(std::string_view text);
 
 // The first [int, int, int, int] (non-negative integers, `\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)]`)

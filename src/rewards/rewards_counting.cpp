@@ -80,12 +80,16 @@ RewardFn make_count_pr1(const nlohmann::json& s) {
     }
     std::vector<Point> pred;
     if (auto answer = answer_part(in, tag)) {
-      if (auto j = parse_json_lenient(*answer)) {
-        for (const auto& p : points_from_json(*j)) {
-          // Map a point as a degenerate box so it follows the same coordinate convention.
-          const Box b = to_original({p.x, p.y, p.x, p.y}, im, coords);
-          pred.push_back({b.x1, b.y1});
-        }
+      std::vector<Point> raw;
+      if (auto j = parse_json_lenient(*answer)) raw = points_from_json(*j);
+      // ref: Perception-R1 answers with Qwen2-VL boxes, "(x1,y1),(x2,y2)" (with or without
+      // <|box_start|>..<|box_end|>), reduced to their centres.
+      if (raw.empty())
+        for (const auto& item : parse_det_items(*answer).items) raw.push_back({item.box.center_x(), item.box.center_y()});
+      for (const auto& p : raw) {
+        // Map a point as a degenerate box so it follows the same coordinate convention.
+        const Box b = to_original({p.x, p.y, p.x, p.y}, im, coords);
+        pred.push_back({b.x1, b.y1});
       }
     }
     if (pred.empty() && gt.empty()) return 1.0;

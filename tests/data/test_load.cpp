@@ -107,6 +107,21 @@ TEST(VlmR1Jsonl, QuestionTemplatesWordForWord) {
             "in <think> </think> tags and then output the final answer in <answer> </answer> tags.'");
 }
 
+// A recipe's own prompt (configs/visual_rft_detection.yaml): a template text with {Question},
+// every occurrence replaced by the question (without its <image>), the image where it stood.
+TEST(VlmR1Jsonl, QuestionTemplateTextWithRepeatedQuestion) {
+  EXPECT_EQ(question_template_text("Find '{Question}', then '{Question}' again."),
+            "Find '{Question}', then '{Question}' again.");
+  EXPECT_THROW(question_template_text("no placeholder here"), refract::Error);
+  std::vector<text::ContentItem> items;
+  EXPECT_EQ(build_content("<image>bus", 1, 0, "Detect '{Question}'. If no '{Question}', say so.", &items), "");
+  EXPECT_EQ(show(items), "<img 0>'Detect 'bus'. If no 'bus', say so.'");
+  DataConfig c = base(F("vlmr1.jsonl"));
+  c.question_template = "Q: {Question} ({Question})";
+  Dataset d = load_dataset(c);
+  EXPECT_EQ(show(d.samples[4].prompt[0].content), "'Q: What is 2 + 3? (What is 2 + 3?)'");
+}
+
 TEST(VlmR1Jsonl, ColonSeparatedListsNeedEqualCounts) {
   DataConfig c = base(F("vlmr1.jsonl") + ":" + F("vlmr1_second.jsonl"));
   c.image_folders = F("images") + ":" + F("images");

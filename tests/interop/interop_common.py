@@ -107,11 +107,13 @@ def write_tokenizer(d):
     return d
 
 
-def make_base(ws, seed=1):
-    """`refract model init --preset tiny`: a random Qwen2.5-VL (vision depth 2, text 4 layers)."""
+def make_base(ws, seed=1, model_type="qwen2_5_vl"):
+    """`refract model init --preset tiny`: a random Qwen2.5-VL or Qwen2-VL (`model_type`; vision
+    depth 2, text 4 layers)."""
     tok = write_tokenizer(ws.path("tokenizer"))
     d = ws.path("base")
-    refract("model", "init", "--preset", "tiny", "--tokenizer", tok, "--output", d, "--seed", seed)
+    refract("model", "init", "--preset", "tiny", "--model_type", model_type, "--tokenizer", tok, "--output", d,
+            "--seed", seed)
     return d
 
 
@@ -127,13 +129,13 @@ def make_data(ws, n=8):
 REFRACT_TARGETS = ["all-linear", "visual.blocks.0.attn.qkv", "visual.merger.mlp.0"]
 
 
-def train_adapter(ws, base, data, steps=2):
+def train_adapter(ws, base, data, steps=2, extra_targets=()):
     """`refract sft --use_peft`: a LoRA adapter trained for `steps` steps with a large learning
     rate (lora_B moves well away from its zero init)."""
     out = ws.path("sft")
     refract("sft", "--model_name_or_path", base, "--data_file_paths", os.path.join(data, "rec_in_domain.jsonl"),
             "--use_peft", "--lora_r", 4, "--lora_alpha", 16, "--lora_dropout", 0.0,
-            "--lora_target_modules", *REFRACT_TARGETS,
+            "--lora_target_modules", *REFRACT_TARGETS, *extra_targets,
             "--learning_rate", 0.05, "--lr_scheduler_type", "constant", "--max_steps", steps,
             "--per_device_train_batch_size", 2, "--output_dir", out, "--report_to", "none", "--threads", THREADS)
     return os.path.join(out, f"checkpoint-{steps}")
@@ -199,12 +201,14 @@ def refract_logits(ws, model, inputs_path, adapter=None, name="forward"):
 
 
 def load_hf(model_dir):
-    """transformers' Qwen2_5_VLForConditionalGeneration in float32; fails on any missing or
-    unexpected checkpoint key."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    """transformers' Qwen2_5_VLForConditionalGeneration (or Qwen2VLForConditionalGeneration, by
+    config.json's model_type) in float32; fails on any missing or unexpected checkpoint key."""
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
+    with open(os.path.join(model_dir, "config.json")) as f:
+        model_type = json.load(f)["model_type"]
+    cls = {"qwen2_5_vl": Qwen2_5_VLForConditionalGeneration, "qwen2_vl": Qwen2VLForConditionalGeneration}[model_type]
     try:
-        m, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
-                                                                     output_loading_info=True)
+        m, info = cls.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)
     except Exception as e:
         print(f"FAILED: transformers cannot load {model_dir} (written by refract): {e}")
         raise

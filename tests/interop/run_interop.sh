@@ -2,7 +2,7 @@
 # Runs one interoperability test (a Python script in this directory) with the project's Python
 # environment: $REFRACT_PYTHON if set, else <source>/.venv/bin/python (scripts/setup_python.sh).
 # Exit code 77 (ctest SKIP_RETURN_CODE) when that Python or one of its packages is absent.
-# Usage: run_interop.sh <source dir> <refract binary> <script.py>
+# Usage: run_interop.sh <source dir> <refract binary> <script.py> [script arguments]
 set -euo pipefail
 src=$1
 refract=$2
@@ -20,4 +20,4 @@ if ! err=$("$py" -c 'import numpy, safetensors, torch, transformers, peft, pycoc
 fi
 [ -x "$refract" ] || { echo "refract binary $refract not found"; exit 1; }
 export REFRACT_BINARY=$refract PYTHONDONTWRITEBYTECODE=1
-exec "$py" "$src/tests/interop/$script"
+exec "$py" "$src/tests/interop/$script" "${@:4}"

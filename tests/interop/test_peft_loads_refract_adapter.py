@@ -4,6 +4,7 @@ adapter_config.json `target_modules` makes PEFT adapt exactly the modules refrac
 vision module refract left alone), the PEFT model gives refract's logits, and merge_and_unload()
 gives the weights of `refract export` (float32, and bfloat16 as the same rounding)."""
 import os
+import sys
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -17,11 +18,15 @@ from interop_common import (Workspace, adapter_modules, check, compare_weights, 
 LOGITS_TOL = 1e-4
 WEIGHT_TOL = 1e-6
 
-print(versions())
+# Argument: the model_type (qwen2_5_vl, the default, or qwen2_vl, whose adapter also targets
+# Qwen2-VL's vision MLP by its name "mlp.fc1").
+MODEL_TYPE = sys.argv[1] if len(sys.argv) > 1 else "qwen2_5_vl"
+
+print(versions(), "model_type", MODEL_TYPE)
 with Workspace() as ws:
-    base = make_base(ws)
+    base = make_base(ws, model_type=MODEL_TYPE)
     data = make_data(ws)
-    adapter = train_adapter(ws, base, data)
+    adapter = train_adapter(ws, base, data, extra_targets=["mlp.fc1"] if MODEL_TYPE == "qwen2_vl" else [])
     inputs_path, inputs = make_inputs(ws, base, data)
     mask = inputs["attention_mask"]
     refract_mods = adapter_modules(adapter)

@@ -1,15 +1,20 @@
 """transformers (Qwen2_5_VLForConditionalGeneration, the pinned current release) loads what refract
 writes - a `refract model init` model and the `refract export` of it with a refract-trained LoRA
 adapter - with no missing or unexpected key, and gives refract's logits (`refract model forward`)
-on a left-padded batch of two prompts with an image each."""
+on a left-padded batch of two prompts with an image each. Argument: the model_type (qwen2_5_vl,
+the default, or qwen2_vl: Qwen2VLForConditionalGeneration)."""
+import sys
+
 from interop_common import (Workspace, check, export, hf_logits, load_hf, make_base, make_data, make_inputs,
                             max_diff, refract_logits, train_adapter, versions)
 
 TOL = 1e-4
 
-print(versions())
+MODEL_TYPE = sys.argv[1] if len(sys.argv) > 1 else "qwen2_5_vl"
+
+print(versions(), "model_type", MODEL_TYPE)
 with Workspace() as ws:
-    base = make_base(ws)
+    base = make_base(ws, model_type=MODEL_TYPE)
     data = make_data(ws)
     adapter = train_adapter(ws, base, data)
     merged = export(ws, base, adapter, "merged")

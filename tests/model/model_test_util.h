@@ -21,6 +21,11 @@ inline std::string fixture(const std::string& rel) {
   return std::string(REFRACT_FIXTURES_DIR) + "/qwen2_5_vl/" + rel;
 }
 
+// Qwen2-VL (model_type qwen2_vl) fixtures: tiny_q2, Q2A.
+inline std::string fixture_q2(const std::string& rel) {
+  return std::string(REFRACT_FIXTURES_DIR) + "/qwen2_vl/" + rel;
+}
+
 inline std::string temp_dir(const std::string& name) {
   auto p = std::filesystem::temp_directory_path() / ("refract_model_" + std::to_string(::getpid()) + "_" + name);
   std::filesystem::remove_all(p);
@@ -34,6 +39,16 @@ inline std::map<std::string, torch::Tensor> expected(const std::string& which) {
 
 inline Qwen2_5_VL tiny_model(const std::string& dtype = "float32") {
   return load_pretrained(fixture("tiny"), refract::testing::test_device(), dtype);
+}
+
+inline Qwen2_5_VL tiny_q2_model(const std::string& dtype = "float32") {
+  return load_pretrained(fixture_q2("tiny_q2"), refract::testing::test_device(), dtype);
+}
+
+// Fixture case by name: "A", "C" (Qwen2.5-VL) or "Q2A" (Qwen2-VL).
+inline std::map<std::string, torch::Tensor> expected_case(const std::string& which) {
+  if (which.rfind("Q2", 0) == 0) return io::load_tensors(fixture_q2(which + "/expected.safetensors"));
+  return expected(which);
 }
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {

@@ -28,8 +28,50 @@ TEST(Config, ParsesFixtureConfigWithRemappedIds) {
   EXPECT_EQ(config_to_json(c2), config_to_json(c));
 }
 
+TEST(Config, ParsesQwen2VLVisionNames) {
+  // Qwen2-VL spells the tower width embed_dim, the merger output hidden_size, the MLP mlp_ratio.
+  auto c = load_config(fixture_q2("tiny_q2"));
+  EXPECT_EQ(c.model_type, "qwen2_vl");
+  EXPECT_EQ(c.vision_config.hidden_size, 48);
+  EXPECT_EQ(c.vision_config.out_hidden_size, 64);
+  EXPECT_EQ(c.vision_config.intermediate_size, 96);
+  EXPECT_EQ(c.vision_config.hidden_act, "quick_gelu");
+  EXPECT_EQ(c.vision_config.depth, 3);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  // Written back in Qwen2-VL's spelling, and read back to the same config.
+  auto j = nlohmann::json::parse(config_to_json(c));
+  EXPECT_EQ(j["architectures"][0], "Qwen2VLForConditionalGeneration");
+  EXPECT_EQ(j["vision_config"]["embed_dim"], 48);
+  EXPECT_EQ(j["vision_config"]["hidden_size"], 64);
+  EXPECT_EQ(j["vision_config"]["mlp_ratio"], 2);
+  EXPECT_FALSE(j["vision_config"].contains("out_hidden_size"));
+  EXPECT_FALSE(j["vision_config"].contains("window_size"));
+  EXPECT_EQ(config_to_json(parse_config(config_to_json(c))), config_to_json(c));
+}
+
+TEST(Config, UnknownOrMissingModelTypeNamesTheSupportedOnes) {
+  auto j = nlohmann::json::parse(refract::read_file(fixture("tiny/config.json")));
+  j["model_type"] = "qwen3_vl";
+  try {
+    parse_config(j.dump(), "x/config.json");
+    FAIL() << "expected an error";
+  } catch (const refract::Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("x/config.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("qwen3_vl"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("qwen2_5_vl | qwen2_vl"), std::string::npos) << msg;
+  }
+  j.erase("model_type");
+  try {
+    parse_config(j.dump(), "x/config.json");
+    FAIL() << "expected an error";
+  } catch (const refract::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no model_type"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, RejectsInconsistentMropeSection) {
-  std::string bad = R"({"hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+  std::string bad = R"({"model_type": "qwen2_5_vl", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 4]},
     "vision_config": {"out_hidden_size": 64, "hidden_size": 64, "num_heads": 4, "depth": 4,
                       "fullatt_block_indexes": [1, 3]}})";
@@ -82,6 +124,41 @@ TEST(Checkpoint, LoadsNewNamingLayoutAndShards) {
   ASSERT_EQ(pa.size(), pb.size());
   for (auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
   fs::remove_all(dir);
+}
+
+// Qwen2-VL: the official names (visual.blocks.N.mlp.fc1, visual.merger.ln_q.bias, ...) load
+// strictly in both layouts and save back unchanged.
+TEST(Checkpoint, Qwen2VLBothLayoutsAndSaveRoundTrip) {
+  torch::NoGradGuard g;
+  auto orig = io::load_tensors(fixture_q2("tiny_q2"));
+  ASSERT_TRUE(orig.count("visual.blocks.0.mlp.fc1.weight"));
+  ASSERT_TRUE(orig.count("visual.merger.ln_q.bias"));
+  const std::string dir = temp_dir("q2_newlayout");
+  std::vector<std::pair<std::string, torch::Tensor>> renamed;
+  for (auto& [name, t] : orig) {
+    if (name.rfind("visual.", 0) == 0) renamed.emplace_back("model." + name, t);
+    else if (name.rfind("model.", 0) == 0) renamed.emplace_back("model.language_model." + name.substr(6), t);
+    else renamed.emplace_back(name, t);  // lm_head.weight
+  }
+  io::save_tensors(dir + "/model.safetensors", renamed);
+  refract::write_file_atomic(dir + "/config.json", refract::read_file(fixture_q2("tiny_q2/config.json")));
+  auto a = tiny_q2_model();
+  auto b = load_pretrained(dir, torch::kCPU);
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  ASSERT_EQ(pa.size(), orig.size());
+  ASSERT_EQ(pa.size(), pb.size());
+  for (auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+  const std::string out = temp_dir("q2_save");
+  save_pretrained(*a, out);
+  auto saved = io::load_tensors(out);
+  ASSERT_EQ(saved.size(), orig.size());
+  for (auto& [name, t] : orig) {
+    ASSERT_TRUE(saved.count(name)) << name;
+    EXPECT_TRUE(torch::equal(saved[name], t)) << name;
+  }
+  EXPECT_EQ(load_config(out).model_type, "qwen2_vl");
+  fs::remove_all(dir);
+  fs::remove_all(out);
 }
 
 TEST(Checkpoint, MissingOrUnexpectedTensorIsAnError) {

@@ -1,5 +1,6 @@
-// Parity with HF transformers 4.50 (fixtures A and C, tiny checkpoint): vision windows,
-// positions, vision embeddings, logits and 8 greedy KV-cache decode steps.
+// Parity with HF transformers 4.50: Qwen2.5-VL (fixtures A and C, tiny checkpoint) and Qwen2-VL
+// (fixture Q2A, tiny_q2 checkpoint): vision windows (Qwen2.5-VL), positions, vision
+// embeddings, logits and 8 greedy KV-cache decode steps.
 #include "model_test_util.h"
 
 #include "model/vision_windows.h"
@@ -24,20 +25,33 @@ std::vector<GridTHW> grid_of(const torch::Tensor& g) {
   return out;
 }
 
+bool is_qwen2_vl_case(const std::string& name) { return name.rfind("Q2", 0) == 0; }
+
 class Parity : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     torch::NoGradGuard g;
     model_ = new Qwen2_5_VL(tiny_model());
     (*model_)->eval();
+    model_q2_ = new Qwen2_5_VL(tiny_q2_model());
+    (*model_q2_)->eval();
   }
-  static void TearDownTestSuite() { delete model_; }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete model_q2_;
+  }
+  // The checkpoint of the parameter's family.
+  static Qwen2_5_VL& model() { return is_qwen2_vl_case(GetParam()) ? *model_q2_ : *model_; }
+  static std::map<std::string, torch::Tensor> expected() { return expected_case(GetParam()); }
   static Qwen2_5_VL* model_;
+  static Qwen2_5_VL* model_q2_;
 };
 Qwen2_5_VL* Parity::model_ = nullptr;
+Qwen2_5_VL* Parity::model_q2_ = nullptr;
 
 TEST_P(Parity, VisionWindowIndexAndCuSeqlens) {
-  auto e = expected(GetParam());
+  if (is_qwen2_vl_case(GetParam())) GTEST_SKIP() << "Qwen2-VL has no vision windows";
+  auto e = expected();
   auto w = get_window_index(grid_of(e["image_grid_thw"]), (*model_)->config().vision_config);
   EXPECT_EQ(w.window_index, to_vec(e["vision_window_index"]));
   EXPECT_EQ(w.cu_window_seqlens, to_vec(e["vision_cu_window_seqlens"]));
@@ -45,26 +59,26 @@ TEST_P(Parity, VisionWindowIndexAndCuSeqlens) {
 }
 
 TEST_P(Parity, RopeIndex) {
-  auto e = expected(GetParam());
-  auto r = (*model_)->get_rope_index(e["input_ids"], e["image_grid_thw"], e["attention_mask"]);
+  auto e = expected();
+  auto r = model()->get_rope_index(e["input_ids"], e["image_grid_thw"], e["attention_mask"]);
   EXPECT_TRUE(torch::equal(r.position_ids, e["position_ids"]));
   EXPECT_TRUE(torch::equal(r.rope_deltas, e["rope_deltas"]));
 }
 
 TEST_P(Parity, PatchEmbedAndImageEmbeds) {
   torch::NoGradGuard g;
-  auto e = expected(GetParam());
-  auto pe = (*model_)->visual->patch_embed->forward(e["pixel_values"]);
+  auto e = expected();
+  auto pe = model()->visual->patch_embed->forward(e["pixel_values"]);
   EXPECT_LT(max_abs_diff(pe, e["vision_patch_embeds"]), kTol);
-  auto emb = (*model_)->encode_images(e["pixel_values"], e["image_grid_thw"]);
+  auto emb = model()->encode_images(e["pixel_values"], e["image_grid_thw"]);
   ASSERT_EQ(emb.sizes(), e["image_embeds"].sizes());
   EXPECT_LT(max_abs_diff(emb, e["image_embeds"]), kTol);
 }
 
 TEST_P(Parity, ForwardLogitsAndHiddenStates) {
   torch::NoGradGuard g;
-  auto e = expected(GetParam());
-  auto out = (*model_)->forward(e["input_ids"], e["attention_mask"], e["pixel_values"], e["image_grid_thw"]);
+  auto e = expected();
+  auto out = model()->forward(e["input_ids"], e["attention_mask"], e["pixel_values"], e["image_grid_thw"]);
   ASSERT_EQ(out.logits.sizes(), e["logits"].sizes());
   EXPECT_LT(max_abs_diff(out.logits, e["logits"]), kTol);
   EXPECT_LT(max_abs_diff(out.hidden_states, e["last_hidden_state"]), kTol);
@@ -76,23 +90,23 @@ TEST_P(Parity, ForwardLogitsAndHiddenStates) {
   in.attention_mask = e["attention_mask"];
   in.image_embeds = e["image_embeds"];
   in.position_ids = e["position_ids"];
-  auto given = (*model_)->forward(in);
+  auto given = model()->forward(in);
   EXPECT_LT(max_abs_diff(given.logits, e["logits"]), kTol);
   EXPECT_TRUE(torch::equal(given.rope_deltas, e["rope_deltas"]));
   // logits_to_keep: the last K rows of the full logits.
-  auto last = (*model_)->forward(e["input_ids"], e["attention_mask"], e["pixel_values"], e["image_grid_thw"], nullptr, 3);
+  auto last = model()->forward(e["input_ids"], e["attention_mask"], e["pixel_values"], e["image_grid_thw"], nullptr, 3);
   ASSERT_EQ(last.logits.size(1), 3);
   EXPECT_LT(max_abs_diff(last.logits, e["logits"].narrow(1, e["logits"].size(1) - 3, 3)), kTol);
 }
 
 TEST_P(Parity, GreedyDecodeWithKVCache) {
   torch::NoGradGuard g;
-  auto e = expected(GetParam());
+  auto e = expected();
   auto ids = e["input_ids"];
   auto mask = e["attention_mask"];
   const int64_t steps = e["generated_ids"].size(1);
-  KVCache cache = (*model_)->make_cache(1, ids.size(1) + steps);
-  auto out = (*model_)->forward(ids, mask, e["pixel_values"], e["image_grid_thw"], &cache, 1);
+  KVCache cache = model()->make_cache(1, ids.size(1) + steps);
+  auto out = model()->forward(ids, mask, e["pixel_values"], e["image_grid_thw"], &cache, 1);
   auto logits = out.logits.select(1, 0);  // [1, V]
   std::vector<int64_t> gen;
   for (int64_t k = 0; k < steps; ++k) {
@@ -101,12 +115,12 @@ TEST_P(Parity, GreedyDecodeWithKVCache) {
     gen.push_back(next.item<int64_t>());
     if (k + 1 == steps) break;
     mask = torch::cat({mask, torch::ones({1, 1}, mask.options())}, 1);
-    logits = (*model_)->forward_decode(next, mask, out.rope_deltas, cache);
+    logits = model()->forward_decode(next, mask, out.rope_deltas, cache);
   }
   EXPECT_EQ(gen, to_vec(e["generated_ids"]));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::Values("A", "C"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::Values("A", "C", "Q2A"));
 
 // Batch of A (left-padded to C's length) and C: every row must reproduce its own fixture at
 // the non-padding positions, and greedy decoding must give both fixtures' tokens.
@@ -145,6 +159,64 @@ TEST(ParityBatch, LeftPaddedBatchMatchesSingles) {
   }
   EXPECT_EQ(gen[0], to_vec(a["generated_ids"]));
   EXPECT_EQ(gen[1], to_vec(c["generated_ids"]));
+}
+
+// Qwen2-VL: Q2A (two images, 8x10 and 4x6 patches) and a shorter prompt of our own with one
+// 4x6 image (Q2A's second), left-padded into one batch: every row equals its one-by-one forward
+// (logits, positions, rope_deltas) and greedy decoding with the cache gives the same tokens;
+// Q2A's row also equals the reference.
+TEST(ParityBatch, Qwen2VLLeftPaddedBatchWithDifferentImageSizesEqualsOneByOne) {
+  torch::NoGradGuard g;
+  auto model = tiny_q2_model();
+  model->eval();
+  auto a = expected_case("Q2A");
+  // B: <|im_start|> text <vision_start> 6 x <image> <vision_end> text <|im_end|> ... (ids of the fixture)
+  std::vector<int64_t> b_ids = {4001, 1865, 198, 4010};
+  for (int i = 0; i < 6; ++i) b_ids.push_back(4013);
+  for (int64_t t : {4011, 3942, 3080, 4002, 198, 4001, 658, 198}) b_ids.push_back(t);
+  auto b_in = torch::tensor(b_ids, torch::kLong).view({1, -1});
+  auto b_pix = a["pixel_values"].narrow(0, 80, 24);  // rows of the 1x4x6 image
+  auto b_grid = a["image_grid_thw"].narrow(0, 1, 1);
+  const int64_t la = a["input_ids"].size(1), lb = b_in.size(1), pad = la - lb;
+  ASSERT_GT(pad, 0);
+  auto ids = torch::cat({a["input_ids"], torch::cat({torch::full({1, pad}, 4000, torch::kLong), b_in}, 1)}, 0);
+  auto mask = torch::cat({torch::ones({1, la}, torch::kLong),
+                          torch::cat({torch::zeros({1, pad}, torch::kLong), torch::ones({1, lb}, torch::kLong)}, 1)}, 0);
+  auto pix = torch::cat({a["pixel_values"], b_pix}, 0);
+  auto grid = torch::cat({a["image_grid_thw"], b_grid}, 0);
+
+  const int64_t steps = 6;
+  auto greedy = [&](const torch::Tensor& in_ids, const torch::Tensor& in_mask, const torch::Tensor& p,
+                    const torch::Tensor& gr, ModelOutput* first) {
+    const int64_t nb = in_ids.size(0);
+    KVCache cache = model->make_cache(nb, in_ids.size(1) + steps);
+    auto out = model->forward(in_ids, in_mask, p, gr, &cache);
+    if (first) *first = out;
+    auto logits = out.logits.select(1, in_ids.size(1) - 1);
+    auto m = in_mask;
+    std::vector<std::vector<int64_t>> gen(nb);
+    for (int64_t k = 0; k < steps; ++k) {
+      auto next = logits.argmax(-1, true);
+      for (int64_t r = 0; r < nb; ++r) gen[r].push_back(next[r][0].item<int64_t>());
+      m = torch::cat({m, torch::ones({nb, 1}, m.options())}, 1);
+      logits = model->forward_decode(next, m, out.rope_deltas, cache);
+    }
+    return gen;
+  };
+  ModelOutput batch, one_a, one_b;
+  auto gen_batch = greedy(ids, mask, pix, grid, &batch);
+  auto gen_a = greedy(a["input_ids"], a["attention_mask"], a["pixel_values"], a["image_grid_thw"], &one_a);
+  auto gen_b = greedy(b_in, torch::ones({1, lb}, torch::kLong), b_pix, b_grid, &one_b);
+  EXPECT_LT(max_abs_diff(batch.logits[0], one_a.logits[0]), kTol);
+  EXPECT_LT(max_abs_diff(batch.logits[1].narrow(0, pad, lb), one_b.logits[0]), kTol);
+  EXPECT_LT(max_abs_diff(one_a.logits, a["logits"]), kTol);
+  EXPECT_TRUE(torch::equal(batch.position_ids.select(1, 1).narrow(1, pad, lb), one_b.position_ids.select(1, 0)));
+  EXPECT_EQ(batch.rope_deltas[1][0].item<int64_t>(), one_b.rope_deltas[0][0].item<int64_t>() - pad);
+  EXPECT_EQ(batch.rope_deltas[0][0].item<int64_t>(), a["rope_deltas"][0][0].item<int64_t>());
+  EXPECT_EQ(gen_batch[0], gen_a[0]);
+  EXPECT_EQ(gen_batch[1], gen_b[0]);
+  // The image embeddings of B's image inside the batch are Q2A's second image's.
+  EXPECT_LT(max_abs_diff(batch.image_embeds.narrow(0, 26, 6), a["image_embeds"].narrow(0, 20, 6)), kTol);
 }
 
 // One prefill shared by G samples (repeat_rows), and select_rows dropping / reordering rows.

@@ -50,6 +50,20 @@ TEST(AnswerParser, Boxes) {
   EXPECT_DOUBLE_EQ(i->y2, 40);
 }
 
+TEST(AnswerParser, FindBoxesReadsQwen2VLCornerPairsOnlyWithoutBrackets) {
+  auto b = find_boxes("cat(1,2),(3, 4) dog (5,6), (7,8)");
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].x1, 1);
+  EXPECT_EQ(b[0].y2, 4);
+  EXPECT_EQ(b[1].x1, 5);
+  EXPECT_EQ(b[1].y2, 8);
+  // A [x1, y1, x2, y2] box present: corner pairs are not read.
+  auto c = find_boxes("[9, 9, 10, 10] and (1,2),(3,4)");
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].x1, 9);
+  EXPECT_TRUE(find_boxes("(1,2) only one corner").empty());
+}
+
 TEST(AnswerParser, DetItemsFromQwen25Json) {
   auto d = parse_det_items(
       R"([{"bbox_2d": [1, 2, 3, 4], "label": "cat", "confidence": 0.7}, {"bbox_2d": [1, 2], "label": "bad"}])");

@@ -174,6 +174,29 @@ TEST(Counting, ExactAndPr1) {
   EXPECT_NEAR(score("count_pr1", box, kAbs), 1.0 - 10.0 / (1000 * std::sqrt(2.0)), 1e-12);
 }
 
+// Perception-R1's answers: Qwen2-VL boxes "(x1,y1),(x2,y2)" in 0-1000 units, after GRPO's
+// decoding dropped <|object_ref_start|>, <|box_start|>, ... (and with them kept).
+TEST(Counting, Pr1ReadsQwen2VLBoxText) {
+  const json n1000 = {{"coords", "normalized_1000"}};
+  // Box centres (100, 100) and (600, 500) in a 1000x500 image -> (100, 50), (600, 250) px;
+  // GT points exactly there: 2 of 2 matched at distance 0 -> 1.
+  for (const std::string answer : {"people(50,50),(150,150)people(550,450),(650,550)",
+                                   "<|object_ref_start|>people<|object_ref_end|><|box_start|>(50,50),(150,150)"
+                                   "<|box_end|><|box_start|>(550,450),(650,550)<|box_end|>"}) {
+    auto in = input(answer, json::parse("[[100, 50], [600, 250]]"));
+    in.images.push_back({1000, 500, 0, 0, ""});
+    EXPECT_NEAR(score("count_pr1", in, n1000), 1.0, 1e-12) << answer;
+  }
+}
+
+TEST(Grounding, IouSquaredReadsQwen2VLBoxText) {
+  // (0,0),(500,1000) in 0-1000 units of a 200x100 image = [0, 0, 100, 100] px; GT
+  // [0, 0, 100, 50]: intersection 5000 / union 10000 = 0.5, squared 0.25.
+  auto in = input("the dog(0,0),(500,1000)", json::parse("[0, 0, 100, 50]"));
+  in.images.push_back({200, 100, 0, 0, ""});
+  EXPECT_NEAR(score("iou_squared", in, {{"coords", "normalized_1000"}}), 0.25, 1e-12);
+}
+
 TEST(Text, ClassificationIsGameableExactIsNot) {
   EXPECT_EQ(score("cls", input("<answer>Golden_Retriever</answer>", "golden retriever")), 1.0);
   EXPECT_EQ(score("cls", input("<answer></answer>", "golden retriever")), 1.0);  // documented flaw

@@ -1,6 +1,7 @@
 // `refract serve` end to end: the real binary on a free port with the tiny fixture model.
 // A chat completion with a base64 PNG must return the OpenAI shape and, greedy, exactly the
-// text generate() produces when called directly on the same prompt.
+// text generate() produces when called directly on the same prompt. The greedy check runs for
+// both families (the Qwen2.5-VL and the Qwen2-VL tiny fixtures).
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <torch/torch.h>
@@ -29,12 +30,22 @@ using namespace testing;
 
 constexpr int64_t kMaxTokens = 12;
 
-class ServeEndToEnd : public ::testing::Test {
+struct Qwen2_5_VLModel {
+  static std::string fixture() { return kTinyFixture; }
+  static const char* name() { return "e2e"; }
+};
+struct Qwen2VLModel {
+  static std::string fixture() { return kTinyQ2Fixture; }
+  static const char* name() { return "e2e_qwen2_vl"; }
+};
+
+template <class Family>
+class ServeFixture : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new TempDir("e2e");
+    dir_ = new TempDir(Family::name());
     model_dir_ = dir_->file("model");
-    write_tiny_serving_model(model_dir_);
+    write_tiny_serving_model(model_dir_, Family::fixture());
     image_path_ = dir_->file("image.png");
     vision::write_png(image_path_, noise_image(/*width=*/84, /*height=*/56, /*seed=*/7));  // grid 1x4x6
     server_ = new ServerProcess();
@@ -109,13 +120,14 @@ class ServeEndToEnd : public ::testing::Test {
     return events;
   }
 
-  static TempDir* dir_;
-  static std::string model_dir_, image_path_, start_error_;
-  static ServerProcess* server_;
+  void check_greedy_image_chat();
+
+  static inline TempDir* dir_ = nullptr;
+  static inline std::string model_dir_, image_path_, start_error_;
+  static inline ServerProcess* server_ = nullptr;
 };
-TempDir* ServeEndToEnd::dir_ = nullptr;
-std::string ServeEndToEnd::model_dir_, ServeEndToEnd::image_path_, ServeEndToEnd::start_error_;
-ServerProcess* ServeEndToEnd::server_ = nullptr;
+using ServeEndToEnd = ServeFixture<Qwen2_5_VLModel>;
+using ServeEndToEndQwen2VL = ServeFixture<Qwen2VLModel>;
 
 TEST_F(ServeEndToEnd, HealthAndModels) {
   auto c = client();
@@ -131,7 +143,8 @@ TEST_F(ServeEndToEnd, HealthAndModels) {
   EXPECT_EQ(j["data"][0]["id"], "tiny-vl");
 }
 
-TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) {
+template <class Family>
+void ServeFixture<Family>::check_greedy_image_chat() {
   auto c = client();
   auto res = c.Post("/v1/chat/completions", chat_body({{"temperature", 0}, {"max_tokens", kMaxTokens}}).dump(),
                     "application/json");
@@ -162,7 +175,10 @@ TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) {
   generate::GenerationConfig gen;
   gen.do_sample = false;
   gen.max_new_tokens = kMaxTokens;
-  gen.stop_token_ids = {4002, 4000};  // tiny generation_config.json eos_token_id
+  // The model's generation_config.json eos_token_id (Qwen2.5-VL tiny: [4002, 4000]; Qwen2-VL: 4002).
+  const json gcfg = json::parse(read_file(model_dir_ + "/generation_config.json"));
+  gen.stop_token_ids = gcfg["eos_token_id"].is_array() ? gcfg["eos_token_id"].get<std::vector<int64_t>>()
+                                                       : std::vector<int64_t>{gcfg["eos_token_id"].get<int64_t>()};
   gen.pad_token_id = 4000;
   const auto direct = generate::generate(*model, {prompt}, gen);
   ASSERT_EQ(direct.completions.size(), 1u);
@@ -177,6 +193,9 @@ TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) {
   std::cout << "greedy completion: " << choice["message"]["content"] << " (" << d.ids.size() << " tokens, "
             << choice["finish_reason"] << ")\n";
 }
+
+TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) { check_greedy_image_chat(); }
+TEST_F(ServeEndToEndQwen2VL, GreedyImageChatEqualsDirectGenerate) { check_greedy_image_chat(); }
 
 TEST_F(ServeEndToEnd, SeededSamplingIsReproducibleAndGivesNChoices) {
   auto c = client();

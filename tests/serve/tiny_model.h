@@ -16,6 +16,8 @@
 namespace refract::serve::testing {
 
 inline const std::string kTinyFixture = std::string(REFRACT_FIXTURES_DIR) + "/qwen2_5_vl/tiny";
+// The tiny Qwen2-VL fixture (model_type qwen2_vl): the same vocabulary and special ids.
+inline const std::string kTinyQ2Fixture = std::string(REFRACT_FIXTURES_DIR) + "/qwen2_vl/tiny_q2";
 
 // GPT-2 bytes_to_unicode: printable bytes map to themselves, the others to U+0100 onwards.
 inline std::vector<std::string> byte_level_alphabet() {
@@ -99,12 +101,13 @@ inline std::string tiny_tokenizer_json() {
   return tj.dump();
 }
 
-// Copies the tiny checkpoint into `dir` and adds tokenizer.json + tokenizer_config.json.
-inline void write_tiny_serving_model(const std::string& dir) {
+// Copies a tiny checkpoint (default: the Qwen2.5-VL one) into `dir` and adds tokenizer.json +
+// tokenizer_config.json.
+inline void write_tiny_serving_model(const std::string& dir, const std::string& fixture = kTinyFixture) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   for (const char* f : {"config.json", "generation_config.json", "model.safetensors"})
-    fs::copy_file(fs::path(kTinyFixture) / f, fs::path(dir) / f, fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(fixture) / f, fs::path(dir) / f, fs::copy_options::overwrite_existing);
   write_file_atomic((fs::path(dir) / "tokenizer.json").string(), tiny_tokenizer_json());
   write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(),
                     R"({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})");
