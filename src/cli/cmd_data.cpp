@@ -24,7 +24,6 @@ struct SynthCommand {
 // is accepted as is and the data keys resolve exactly as they do in training.
 struct CheckCommand {
   train::GrpoConfig cfg;
-  train::PlanSettings memory;  // gradient_checkpointing / bf16 / optimizer_sharding of a training YAML
   int64_t sft_max_length = 0;  // SftConfig max_length: the samples SFT would drop are listed
   Options options;
 };
@@ -60,7 +59,6 @@ void add_data_command(CLI::App& app) {
       "usable, and every rejected sample as <file>:<line>: <reason>. Exits 1 if a sample is "
       "rejected and on_bad_sample=error.");
   train::declare(check->options, check->cfg);
-  train::declare_memory_features(check->options, check->memory);
   if (!check->options.has("max_length"))
     check->options.add("max_length", &check->sft_max_length,
                        "SFT: also list the samples longer than this many tokens, which SFT drops (0 = off)");

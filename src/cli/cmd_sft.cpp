@@ -28,7 +28,7 @@ void add_sft_command(CLI::App& app) {
   st->options.add_to(*cmd);
   cmd->callback([st] {
     st->options.parse();
-    if (train::handle_dry_run(st->config, st->options, st->plan, REFRACT_TORCH_VERSION)) return;
+    if (train::handle_dry_run(st->config, st->plan, REFRACT_TORCH_VERSION)) return;
     if (launch_workers_if_asked(st->config.nproc_per_node, st->config.master_port)) return;
     train::RunSummary s = train::run_sft(st->config);
     if (!is_main_process()) return;  // rank 0 reports for the job

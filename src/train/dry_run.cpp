@@ -11,21 +11,6 @@
 namespace refract::train {
 namespace {
 
-const char* const kPlanKeys[] = {"gradient_checkpointing", "bf16", "optimizer_sharding"};
-
-// A setting's value as on / off, whoever declared it and with whichever type.
-bool setting_on(const nlohmann::json& settings, const std::string& key) {
-  auto it = settings.find(key);
-  if (it == settings.end() || it->is_null()) return false;
-  if (it->is_boolean()) return it->get<bool>();
-  if (it->is_number()) return it->get<double>() != 0;
-  if (it->is_string()) {
-    const std::string v = it->get<std::string>();
-    return !(v.empty() || v == "false" || v == "none" || v == "no" || v == "0");
-  }
-  return true;
-}
-
 int64_t world_size_from_env() {
   const char* w = std::getenv("WORLD_SIZE");
   if (w == nullptr || *w == '\0') return 1;
@@ -35,7 +20,7 @@ int64_t world_size_from_env() {
   return n;
 }
 
-MemoryPlanInputs common_inputs(const TrainingConfig& c, const Options& o, const PlanSettings& s) {
+MemoryPlanInputs common_inputs(const TrainingConfig& c) {
   REFRACT_CHECK(!c.model_name_or_path.empty()) << "model_name_or_path is required (the plan reads its config.json)";
   MemoryPlanInputs in;
   in.model = read_plan_model(c.model_name_or_path);
@@ -52,15 +37,13 @@ MemoryPlanInputs common_inputs(const TrainingConfig& c, const Options& o, const 
   in.max_prompt_length = c.data.max_prompt_length;
   // max_pixels: the setting, else the model's preprocessor_config.json (as open_model does).
   in.max_pixels = c.max_pixels > 0 ? c.max_pixels : vision::load_preprocessor_config(c.model_name_or_path).max_pixels;
-  const nlohmann::json settings = o.to_json();
-  in.gradient_checkpointing = setting_on(settings, "gradient_checkpointing");
-  in.bf16 = setting_on(settings, "bf16");
-  in.optimizer_sharding = setting_on(settings, "optimizer_sharding");
+  in.gradient_checkpointing = c.gradient_checkpointing;
+  in.bf16 = c.bf16;
+  in.optimizer_sharding = c.optimizer_sharding;
   in.world_size = world_size_from_env();
   in.device = c.device;
   in.max_steps = c.max_steps;
   in.gradient_accumulation_steps = c.gradient_accumulation_steps;
-  in.plan_only_settings = s.plan_only;
   return in;
 }
 
@@ -70,24 +53,10 @@ void declare(Options& o, PlanSettings& s) {
   o.add("dry_run", &s.dry_run,
         "print the memory plan (parameters; bytes per rank for weights, gradients, optimizer state, activations, "
         "logits, the rollout's KV cache) from config.json and the settings, then exit without training");
-  declare_memory_features(o, s);
 }
 
-void declare_memory_features(Options& o, PlanSettings& s) {
-  bool* fields[] = {&s.gradient_checkpointing, &s.bf16, &s.optimizer_sharding};
-  const char* help[] = {
-      "recompute decoder layers and vision blocks in backward (memory plan input; see --dry_run)",
-      "bf16 compute with fp32 master weights and fp32 AdamW state (memory plan input; see --dry_run)",
-      "ZeRO stage 1: AdamW state sharded over WORLD_SIZE ranks (memory plan input; see --dry_run)"};
-  for (int i = 0; i < 3; ++i) {
-    if (o.has(kPlanKeys[i])) continue;  // the trainer declares (and implements) it
-    o.add(kPlanKeys[i], fields[i], help[i]);
-    s.plan_only.push_back(kPlanKeys[i]);
-  }
-}
-
-MemoryPlanInputs plan_inputs(const GrpoConfig& c, const Options& o, const PlanSettings& s) {
-  MemoryPlanInputs in = common_inputs(c, o, s);
+MemoryPlanInputs plan_inputs(const GrpoConfig& c) {
+  MemoryPlanInputs in = common_inputs(c);
   in.trainer = "grpo";
   in.num_generations = c.num_generations;
   in.steps_per_generation = c.effective_steps_per_generation();
@@ -97,30 +66,19 @@ MemoryPlanInputs plan_inputs(const GrpoConfig& c, const Options& o, const PlanSe
   return in;
 }
 
-MemoryPlanInputs plan_inputs(const SftConfig& c, const Options& o, const PlanSettings& s) {
-  MemoryPlanInputs in = common_inputs(c, o, s);
+MemoryPlanInputs plan_inputs(const SftConfig& c) {
+  MemoryPlanInputs in = common_inputs(c);
   in.trainer = "sft";
   in.max_length = c.max_length;
   return in;
 }
 
-void check_plan_only_settings(const Options& o, const PlanSettings& s) {
-  const nlohmann::json settings = o.to_json();
-  for (const auto& key : s.plan_only) {
-    REFRACT_CHECK(!setting_on(settings, key))
-        << key << ": the trainer does not implement it yet; only --dry_run (the memory plan) takes it";
-  }
-}
-
 namespace {
 
 template <typename Config>
-bool dry_run_or_check(const Config& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
-  if (!s.dry_run) {
-    check_plan_only_settings(o, s);
-    return false;
-  }
-  MemoryPlanInputs in = plan_inputs(c, o, s);
+bool print_plan_if_dry_run(const Config& c, const PlanSettings& s, const std::string& libtorch_version) {
+  if (!s.dry_run) return false;
+  MemoryPlanInputs in = plan_inputs(c);
   in.fused_attention = std::atoi(libtorch_version.c_str()) >= 2;
   std::fputs(format_plan(in, plan_memory(in)).c_str(), stdout);
   return true;
@@ -128,12 +86,12 @@ bool dry_run_or_check(const Config& c, const Options& o, const PlanSettings& s, 
 
 }  // namespace
 
-bool handle_dry_run(const GrpoConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
-  return dry_run_or_check(c, o, s, libtorch_version);
+bool handle_dry_run(const GrpoConfig& c, const PlanSettings& s, const std::string& libtorch_version) {
+  return print_plan_if_dry_run(c, s, libtorch_version);
 }
 
-bool handle_dry_run(const SftConfig& c, const Options& o, const PlanSettings& s, const std::string& libtorch_version) {
-  return dry_run_or_check(c, o, s, libtorch_version);
+bool handle_dry_run(const SftConfig& c, const PlanSettings& s, const std::string& libtorch_version) {
+  return print_plan_if_dry_run(c, s, libtorch_version);
 }
 
 }  // namespace refract::train

@@ -379,11 +379,6 @@ MemoryPlan plan_memory(const MemoryPlanInputs& in) {
 std::string format_plan(const MemoryPlanInputs& in, const MemoryPlan& plan) {
   std::ostringstream o;
   const PlanModel& m = in.model;
-  auto plan_only = [&](const std::string& key) {
-    return std::find(in.plan_only_settings.begin(), in.plan_only_settings.end(), key) != in.plan_only_settings.end()
-               ? " (plan only: the trainer does not implement it yet)"
-               : "";
-  };
   o << "memory plan: refract " << in.trainer << ", " << m.model_type << " (" << m.num_hidden_layers << " layers, hidden "
     << m.hidden_size << ", vocab " << m.vocab_size << "; vision " << m.vision_depth << " blocks x " << m.vision_hidden_size
     << "), per rank of " << in.world_size << "\n";
@@ -393,9 +388,9 @@ std::string format_plan(const MemoryPlanInputs& in, const MemoryPlan& plan) {
   else if (in.trainability.freeze_vision_modules) o << " (vision frozen)";
   else if (in.trainability.freeze_aligner) o << " (aligner frozen)";
   o << "\n";
-  o << "settings: torch_dtype " << in.torch_dtype << "; bf16 " << (in.bf16 ? "true" : "false") << plan_only("bf16")
-    << "; gradient_checkpointing " << (in.gradient_checkpointing ? "true" : "false") << plan_only("gradient_checkpointing")
-    << "; optimizer_sharding " << (in.optimizer_sharding ? "true" : "false") << plan_only("optimizer_sharding")
+  o << "settings: torch_dtype " << in.torch_dtype << "; bf16 " << (in.bf16 ? "true" : "false")
+    << "; gradient_checkpointing " << (in.gradient_checkpointing ? "true" : "false")
+    << "; optimizer_sharding " << (in.optimizer_sharding ? "true" : "false")
     << "; world size " << in.world_size << " (WORLD_SIZE)\n";
   o << "lengths: ";
   if (in.trainer == "grpo") {

@@ -44,7 +44,6 @@ struct MemoryPlanInputs {
   int64_t gradient_accumulation_steps = 1;
   int64_t num_iterations = 1;               // GRPO mu
   // Settings above that the trainer does not implement yet (printed next to them).
-  std::vector<std::string> plan_only_settings;
 };
 
 // One line of the plan.

@@ -11,29 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-template <typename T>
-void get_if(const json& j, const char* key, T& out, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const std::exception& e) {
-    REFRACT_FAIL() << where << ": field '" << key << "' has the wrong type: " << e.what();
-  }
-}
-
-void parse_text(const json& j, PlanModel& m, const std::string& where) {
-  get_if(j, "vocab_size", m.vocab_size, where);
-  get_if(j, "hidden_size", m.hidden_size, where);
-  get_if(j, "intermediate_size", m.intermediate_size, where);
-  get_if(j, "num_hidden_layers", m.num_hidden_layers, where);
-  get_if(j, "num_attention_heads", m.num_attention_heads, where);
-  get_if(j, "num_key_value_heads", m.num_key_value_heads, where);
-  get_if(j, "tie_word_embeddings", m.tie_word_embeddings, where);
-  get_if(j, "torch_dtype", m.torch_dtype, where);
-  get_if(j, "dtype", m.torch_dtype, where);  // transformers v5 spelling
-}
-
 std::vector<int64_t> shape_of(std::initializer_list<int64_t> s) { return std::vector<int64_t>(s); }
 
 // Collects parameters in module order; a Linear adds weight (+ bias) and, when LoRA selects
@@ -71,68 +48,34 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
-PlanModel parse_plan_model(const std::string& json_text, const std::string& where) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const std::exception& e) {
-    REFRACT_FAIL() << where << ": invalid JSON: " << e.what();
-  }
-  REFRACT_CHECK(j.is_object()) << where << ": expected a JSON object";
+PlanModel plan_model_from(const model::Qwen2_5_VLConfig& c) {
+  const model::Qwen2_5_VLVisionConfig& v = c.vision_config;
   PlanModel m;
-  get_if(j, "model_type", m.model_type, where);
-  REFRACT_CHECK(m.model_type == "qwen2_5_vl" || m.model_type == "qwen2_vl")
-      << where << ": model_type '" << m.model_type << "' is not one the memory plan knows (qwen2_5_vl | qwen2_vl)";
-  parse_text(j, m, where);
-  if (j.contains("text_config") && j["text_config"].is_object()) parse_text(j["text_config"], m, where + " text_config");
-  const json no_vision = json::object();
-  const json& v = j.contains("vision_config") && j["vision_config"].is_object() ? j["vision_config"] : no_vision;
-  const std::string vw = where + " vision_config";
-  get_if(v, "depth", m.vision_depth, vw);
-  get_if(v, "num_heads", m.vision_num_heads, vw);
-  get_if(v, "in_channels", m.in_channels, vw);
-  get_if(v, "in_chans", m.in_channels, vw);
-  get_if(v, "patch_size", m.patch_size, vw);
-  get_if(v, "temporal_patch_size", m.temporal_patch_size, vw);
-  get_if(v, "spatial_merge_size", m.spatial_merge_size, vw);
-  if (m.qwen2_vl()) {
-    // ref: Qwen2VLVisionConfig: embed_dim is the tower width, hidden_size the merger's output,
-    // the MLP width int(embed_dim * mlp_ratio); every block attends over the whole image.
-    m.vision_hidden_size = 1280;
-    double mlp_ratio = 4.0;
-    get_if(v, "embed_dim", m.vision_hidden_size, vw);
-    get_if(v, "mlp_ratio", mlp_ratio, vw);
-    REFRACT_CHECK(mlp_ratio > 0) << vw << ": mlp_ratio must be positive";
-    m.vision_intermediate_size = static_cast<int64_t>(static_cast<double>(m.vision_hidden_size) * mlp_ratio);
-    m.window_size = 0;
-    m.fullatt_block_indexes.clear();
-  } else {
-    get_if(v, "hidden_size", m.vision_hidden_size, vw);
-    get_if(v, "intermediate_size", m.vision_intermediate_size, vw);
-    get_if(v, "window_size", m.window_size, vw);
-    get_if(v, "fullatt_block_indexes", m.fullatt_block_indexes, vw);
-  }
-  auto positive = [&](int64_t x, const char* field) {
-    REFRACT_CHECK(x > 0) << where << ": " << field << " must be positive, got " << x;
-  };
-  positive(m.vocab_size, "vocab_size");
-  positive(m.hidden_size, "hidden_size");
-  positive(m.intermediate_size, "intermediate_size");
-  positive(m.num_hidden_layers, "num_hidden_layers");
-  positive(m.num_attention_heads, "num_attention_heads");
-  positive(m.num_key_value_heads, "num_key_value_heads");
-  positive(m.vision_depth, "vision_config.depth");
-  positive(m.vision_hidden_size, "vision_config hidden size");
-  positive(m.vision_num_heads, "vision_config.num_heads");
-  positive(m.patch_size, "vision_config.patch_size");
-  positive(m.spatial_merge_size, "vision_config.spatial_merge_size");
-  REFRACT_CHECK(m.hidden_size % m.num_attention_heads == 0)
-      << where << ": hidden_size " << m.hidden_size << " is not a multiple of num_attention_heads "
-      << m.num_attention_heads;
-  REFRACT_CHECK(m.num_attention_heads % m.num_key_value_heads == 0)
-      << where << ": num_attention_heads " << m.num_attention_heads << " is not a multiple of num_key_value_heads "
-      << m.num_key_value_heads;
+  m.model_type = c.model_type;
+  m.torch_dtype = c.torch_dtype;
+  m.vocab_size = c.vocab_size;
+  m.hidden_size = c.hidden_size;
+  m.intermediate_size = c.intermediate_size;
+  m.num_hidden_layers = c.num_hidden_layers;
+  m.num_attention_heads = c.num_attention_heads;
+  m.num_key_value_heads = c.num_key_value_heads;
+  m.tie_word_embeddings = c.tie_word_embeddings;
+  m.vision_depth = v.depth;
+  m.vision_hidden_size = v.hidden_size;
+  m.vision_intermediate_size = v.intermediate_size;
+  m.vision_num_heads = v.num_heads;
+  m.in_channels = v.in_channels;
+  m.patch_size = v.patch_size;
+  m.temporal_patch_size = v.temporal_patch_size;
+  m.spatial_merge_size = v.spatial_merge_size;
+  // Qwen2-VL attends over the whole image in every block (no windows).
+  m.window_size = m.qwen2_vl() ? 0 : v.window_size;
+  m.fullatt_block_indexes = m.qwen2_vl() ? std::vector<int64_t>{} : v.fullatt_block_indexes;
   return m;
+}
+
+PlanModel parse_plan_model(const std::string& json_text, const std::string& where) {
+  return plan_model_from(model::parse_config(json_text, where));
 }
 
 PlanModel read_plan_model(const std::string& path) {
@@ -228,7 +171,10 @@ Trainability read_adapter_trainability(const std::string& adapter_dir, Trainabil
     REFRACT_FAIL() << file << ": invalid JSON: " << e.what();
   }
   base.use_peft = true;
-  get_if(j, "r", base.lora_r, file);
+  if (j.contains("r")) {
+    REFRACT_CHECK(j["r"].is_number_integer()) << file << ": field 'r' must be an integer";
+    base.lora_r = j["r"].get<int64_t>();
+  }
   if (j.contains("target_modules") && j["target_modules"].is_array())
     base.lora_target_modules = j["target_modules"].get<std::vector<std::string>>();
   else if (j.contains("target_modules") && j["target_modules"].is_string())

@@ -2,13 +2,14 @@
 // parameters with the names and shapes refract's modules register, and which of them train
 // under the training settings. No torch and no weights: `refract grpo|sft --dry_run` uses it.
 //
-// Both families are read here (model_type qwen2_5_vl | qwen2_vl) with only the fields the plan
-// needs, so the plan does not depend on which families src/model can already run.
-// ref: transformers configuration_qwen2_5_vl.py / configuration_qwen2_vl.py@4.50
+// config.json is read by model/config.h (the one reader, torch-free); PlanModel is the plan's
+// flat view of it.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "model/config.h"
 
 namespace refract::train {
 
@@ -43,7 +44,10 @@ struct PlanModel {
   int64_t window_patches() const { return window_size > 0 ? window_size / patch_size : 0; }
 };
 
-// Parses config.json text (flat or text_config layout). Errors name `where` and the field.
+// The plan's view of a parsed config.json (both families).
+PlanModel plan_model_from(const model::Qwen2_5_VLConfig& c);
+// Parses config.json text (model::parse_config: flat or text_config layout). Errors name `where`
+// and the field.
 PlanModel parse_plan_model(const std::string& json_text, const std::string& where = "config.json");
 // Reads <dir>/config.json, or the file itself.
 PlanModel read_plan_model(const std::string& path);

@@ -92,21 +92,6 @@ TEST(MemoryPlanModel, TrainabilityIsTheTrainers) {
   }
 }
 
-// The memory features the trainer does not declare yet (dry_run.h declares them for the plan).
-std::vector<std::string> plan_only_keys() {
-  Options o;
-  GrpoConfig c;
-  PlanSettings s;
-  declare(o, c);
-  declare(o, s);
-  return s.plan_only;
-}
-
-bool is_plan_only(const std::string& key) {
-  const auto keys = plan_only_keys();
-  return std::find(keys.begin(), keys.end(), key) != keys.end();
-}
-
 std::string run(const std::string& cmd, int* status) {
   const std::string log = world().root + "/dry_run.log";
   *status = std::system((cmd + " > " + log + " 2>&1").c_str());
@@ -137,29 +122,13 @@ TEST(MemoryPlanModel, DryRunFromTheCommandLine) {
   EXPECT_NE(out.find(grouped(trainable) + " trainable (LoRA r=4)"), std::string::npos) << out;
   EXPECT_NE(out.find("KV cache"), std::string::npos) << out;
   EXPECT_NE(out.find("peak per rank:"), std::string::npos) << out;
-  // The features the trainer does not implement yet are said to be plan-only.
-  for (const auto& key : plan_only_keys()) EXPECT_NE(out.find(key + " "), std::string::npos) << out;
-  if (is_plan_only("gradient_checkpointing"))
-    EXPECT_NE(out.find("gradient_checkpointing true (plan only"), std::string::npos) << out;
+  // The flags reach the plan.
+  EXPECT_NE(out.find("bf16 true; gradient_checkpointing true; optimizer_sharding false"), std::string::npos) << out;
 
   const std::string sft = run(std::string(REFRACT_BINARY) + " sft --dry_run --model " + w.model + " --max_length 300", &status);
   ASSERT_EQ(status, 0) << sft;
   EXPECT_NE(sft.find("sequence <= 300 tokens"), std::string::npos) << sft;
   EXPECT_EQ(sft.find("KV cache"), std::string::npos) << sft;
-}
-
-// Without --dry_run, a plan-only feature is an error naming it (never silently ignored).
-TEST(MemoryPlanModel, ARunRefusesPlanOnlySettings) {
-  const auto keys = plan_only_keys();
-  if (keys.empty()) GTEST_SKIP() << "the trainer implements every memory feature";
-  const std::string key = keys.front();
-  const auto& w = world();
-  int status = 0;
-  const std::string out = run(std::string(REFRACT_BINARY) + " sft --model " + w.model + " --data_file_paths " + w.jsonl +
-                                  " --image_folders " + w.images + " --" + key + " --max_steps 1",
-                              &status);
-  EXPECT_NE(status, 0) << out;
-  EXPECT_NE(out.find(key + ": the trainer does not implement it yet"), std::string::npos) << out;
 }
 
 }  // namespace
