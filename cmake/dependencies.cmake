@@ -46,4 +46,15 @@ if(C10_CUDA_LIBRARY)
   set(REFRACT_WITH_CUDA ON)
   find_package(CUDAToolkit QUIET)
   message(STATUS "libtorch has CUDA (${C10_CUDA_LIBRARY}); CUDA toolkit ${CUDAToolkit_VERSION}")
+  # The wheel's libtorch_cuda was built against the CUDA runtime, cuBLAS, cuDNN and NCCL of the
+  # nvidia-* wheels beside it, newer than the toolkit's (/usr/local/cuda's NCCL lacks symbols it
+  # uses): resolve them there at link time and load them from there at run time.
+  get_filename_component(torch_lib_dir "${C10_CUDA_LIBRARY}" DIRECTORY)
+  file(GLOB wheel_cuda_dirs "${torch_lib_dir}/../../nvidia/*/lib")
+  if(wheel_cuda_dirs)
+    list(TRANSFORM wheel_cuda_dirs REPLACE "/torch/lib/../../" "/")
+    string(JOIN ":" wheel_cuda_path ${wheel_cuda_dirs})
+    add_link_options("LINKER:-rpath-link,${wheel_cuda_path}" "LINKER:-rpath,${wheel_cuda_path}")
+    message(STATUS "CUDA libraries of the torch wheel: ${wheel_cuda_path}")
+  endif()
 endif()

@@ -19,6 +19,14 @@ inline std::string test_device_name() {
 // " --device NAME", for command lines of `refract` subcommands that open a model.
 inline std::string device_flag() { return " --device " + test_device_name(); }
 
+// `args` of a refract command line (subcommand first) with device_flag() appended when the
+// subcommand opens a model; other subcommands (model init, data, score, ...) take no --device.
+inline std::string with_test_device(const std::string& args) {
+  for (const char* cmd : {"sft ", "grpo ", "eval ", "infer ", "export ", "model forward ", "serve ", "demo "})
+    if (args.rfind(cmd, 0) == 0) return args + device_flag();
+  return args;
+}
+
 #if __has_include(<torch/torch.h>)
 inline torch::Device test_device() { return torch::Device(test_device_name()); }
 #endif

@@ -13,6 +13,7 @@
 #include "text/tokenizer.h"
 #include "commands/eval.h"
 #include "train/evaluate.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -30,6 +31,7 @@ TEST(Eval, RecSummaryEqualsTheRewardPathOnTheWarmStart) {
 
   commands::EvalConfig ec;
   ec.model_name_or_path = model_dir;
+  ec.device = refract::testing::test_device_name();
   ec.data.data_file_paths = synth.jsonl_path;
   ec.data.image_folders = root + "/data";
   ec.data.question_template = "none";
@@ -45,6 +47,7 @@ TEST(Eval, RecSummaryEqualsTheRewardPathOnTheWarmStart) {
   auto samples = data::load_dataset(dc).samples;
   model::ModelSettings ms;
   ms.model_name_or_path = model_dir;
+  ms.device = refract::testing::test_device_name();
   const model::OpenedModel opened = model::open_model(ms);
   train::RecEvalOptions opt;
   opt.batch_size = 16;

@@ -14,6 +14,7 @@
 #include "data/shapes/synth.h"
 #include "metrics/coco_eval.h"
 #include "rewards/score.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -194,6 +195,7 @@ TEST(EvalDet, EndToEndOnShapesDetData) {
   for (const std::string& file : {synth.jsonl_path, synth.coco_path}) {
     commands::EvalConfig ec;
     ec.model_name_or_path = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
+    ec.device = refract::testing::test_device_name();
     ec.data.data_file_paths = file;
     ec.data.question_template = "none";
     ec.task = "det";

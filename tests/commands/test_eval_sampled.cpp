@@ -11,6 +11,7 @@
 #include "data/shapes/synth.h"
 #include "rewards/score.h"
 #include "train/evaluate.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -120,6 +121,7 @@ TEST(EvalSampled, EndToEndOnTheWarmStart) {
   const auto synth = data::shapes::synthesize(sc);
   commands::EvalConfig c;
   c.model_name_or_path = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
+  c.device = refract::testing::test_device_name();
   c.data.data_file_paths = synth.jsonl_path;
   c.data.question_template = "none";
   c.per_device_eval_batch_size = 8;

@@ -10,6 +10,7 @@
 #include "commands/eval.h"
 #include "common/atomic_file.h"
 #include "data/shapes/synth.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -53,6 +54,7 @@ const TableWorld& table_world() {
 commands::EvalConfig config(const std::string& out) {
   commands::EvalConfig c;
   c.model_name_or_path = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
+  c.device = refract::testing::test_device_name();
   c.data.question_template = "none";
   c.per_device_eval_batch_size = 8;
   c.max_new_tokens = 48;
@@ -135,6 +137,7 @@ TEST(EvalTables, CommandLineCompare) {
   const auto& w = table_world();
   const std::string base = std::string(REFRACT_BINARY) + " eval --model " + REFRACT_SOURCE_DIR +
                            "/assets/demo_warm_start --question_template none --max_new_tokens 48 --threads 2" +
+                           refract::testing::device_flag() +
                            " --data_file_paths " + w.count;
   const std::string first = w.root + "/cli_a", second = w.root + "/cli_b";
   ASSERT_EQ(std::system((base + " --output_dir " + first + " > " + first + ".log 2>&1").c_str()), 0);

@@ -15,6 +15,7 @@
 #include "model/qwen2_5_vl.h"
 #include "../serve/test_util.h"
 #include "../serve/tiny_model.h"
+#include "test_device.h"
 
 namespace refract::serve {
 namespace {
@@ -22,7 +23,7 @@ namespace fs = std::filesystem;
 using namespace testing;
 
 int run_refract(const std::string& args, const std::string& log) {
-  return std::system((std::string("'") + REFRACT_BINARY + "' " + args + " > '" + log + "' 2>&1").c_str());
+  return std::system((std::string("'") + REFRACT_BINARY + "' " + refract::testing::with_test_device(args) + " > '" + log + "' 2>&1").c_str());
 }
 
 torch::Tensor logits_of(model::Qwen2_5_VLImpl& m, std::map<std::string, torch::Tensor>& e) {

@@ -17,12 +17,13 @@
 #include "io/safetensors.h"
 #include "../serve/test_util.h"
 #include "../serve/tiny_model.h"
+#include "test_device.h"
 
 namespace refract {
 namespace {
 
 int run_refract(const std::string& args, const std::string& log) {
-  return std::system((std::string("'") + REFRACT_BINARY + "' " + args + " > '" + log + "' 2>&1").c_str());
+  return std::system((std::string("'") + REFRACT_BINARY + "' " + refract::testing::with_test_device(args) + " > '" + log + "' 2>&1").c_str());
 }
 
 struct GgufTensor {

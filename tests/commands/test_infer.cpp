@@ -15,6 +15,7 @@
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
 #include "text/tokenizer.h"
+#include "test_device.h"
 
 namespace refract::commands {
 namespace {
@@ -67,6 +68,7 @@ TEST(Infer, MatchesHandComposedPromptAndUncachedGreedy) {
 
   InferSettings s;
   s.model_name_or_path = dir;
+  s.device = refract::testing::test_device_name();
   s.image = {kFixtures + "/qwen2_5_vl/A/image0.png"};  // 56x84 -> grid 1x4x6 -> 6 tokens
   s.prompt = "Describe this image.";
   s.generation.max_new_tokens = new_tokens;
@@ -84,7 +86,7 @@ TEST(Infer, MatchesHandComposedPromptAndUncachedGreedy) {
   std::vector<int64_t> seq(ids32.begin(), ids32.end());
   auto fx = io::load_tensors(kFixtures + "/qwen2_5_vl/A/expected.safetensors");
 
-  auto m = model::load_pretrained(dir, torch::kCPU, "float32");
+  auto m = model::load_pretrained(dir, refract::testing::test_device(), "float32");
   m->eval();
   torch::NoGradGuard ng;
   const int64_t im_end = tok.token_to_id("<|im_end|>");
@@ -93,8 +95,8 @@ TEST(Infer, MatchesHandComposedPromptAndUncachedGreedy) {
   std::string finish = "length";
   for (int64_t k = 0; k < new_tokens; ++k) {
     model::ModelInputs in;
-    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0);
-    in.pixel_values = fx.at("pixel_values");
+    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0).to(m->device());
+    in.pixel_values = fx.at("pixel_values").to(m->device());
     in.image_grid_thw = fx.at("image_grid_thw");
     in.logits_to_keep = 1;
     const int64_t next = m->forward(in).logits[0][0].argmax().item<int64_t>();

@@ -21,6 +21,7 @@
 #include "io/torch_tensors.h"
 #include "model/qwen2_5_vl.h"
 #include "text/bpe_trainer.h"
+#include "test_device.h"
 
 namespace refract::commands {
 namespace {
@@ -32,7 +33,7 @@ struct World {
 };
 
 int run(const std::string& args, const std::string& log) {
-  const std::string cmd = std::string(REFRACT_BINARY) + " " + args + " > " + log + " 2>&1";
+  const std::string cmd = std::string(REFRACT_BINARY) + " " + refract::testing::with_test_device(args) + " > " + log + " 2>&1";
   return std::system(cmd.c_str());
 }
 
@@ -134,6 +135,7 @@ TEST(Qwen2VLFamily, ExportEqualsBasePlusAdapterInForwardAndInfer) {
   // A prompt with an image, as `refract model forward` reads it: from infer's own template.
   InferSettings s;
   s.model_name_or_path = w.base;
+  s.device = refract::testing::test_device_name();
   s.image = {w.first_image};
   s.prompt = w.question;
   s.threads = 1;
@@ -146,6 +148,7 @@ TEST(Qwen2VLFamily, ExportEqualsBasePlusAdapterInForwardAndInfer) {
   }();
   InferSettings m = s;
   m.model_name_or_path = w.merged;
+  m.device = refract::testing::test_device_name();
   const auto merged = run_infer(m);
   ASSERT_EQ(with_adapter.size(), 1u);
   ASSERT_EQ(merged.size(), 1u);
@@ -154,7 +157,7 @@ TEST(Qwen2VLFamily, ExportEqualsBasePlusAdapterInForwardAndInfer) {
 
   // Logits of `refract model forward`: merged == base + adapter != base.
   torch::NoGradGuard g;
-  auto model = model::load_pretrained(w.base, torch::kCPU, "float32");
+  auto model = model::load_pretrained(w.base, refract::testing::test_device(), "float32");
   const auto& c = model->config();
   const int64_t n_img = 4;  // a 1x4x4 grid: 16 patches, 4 image tokens
   std::vector<int64_t> ids = {5, 6, c.vision_start_token_id};

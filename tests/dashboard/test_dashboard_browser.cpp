@@ -19,6 +19,7 @@
 #include "dashboard_process.h"
 #include "rewards/predicted_boxes.h"
 #include "vision/image.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -67,7 +68,7 @@ const BuiltRun& the_run() {
                              "/data --question_template none";
     const std::string model = std::string(" --model ") + REFRACT_SOURCE_DIR + "/assets/demo_warm_start";
     run_or_fail(bin + " grpo --config " + REFRACT_SOURCE_DIR + "/configs/demo_grpo.yaml" + model + data +
-                    " --max_steps 2 --num_generations 4 --per_device_train_batch_size 8 --logging_steps 1"
+                    refract::testing::device_flag() + " --max_steps 2 --num_generations 4 --per_device_train_batch_size 8 --logging_steps 1"
                     " --save_steps 1000 --report_to none --threads 2 --output_dir " + r.dir,
                 root + "/grpo.log");
     run_or_fail(bin + " eval" + model + data + " --max_samples 4 --threads 2 --output_dir " + r.eval_dir,

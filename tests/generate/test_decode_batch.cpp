@@ -14,6 +14,7 @@
 #include "generate/generator.h"
 #include "io/torch_tensors.h"
 #include "model/qwen2_5_vl.h"
+#include "test_device.h"
 
 namespace refract::generate {
 namespace {
@@ -25,7 +26,7 @@ constexpr int64_t kPad = 4000;
 model::Qwen2_5_VLImpl& tiny_model() {
   static model::Qwen2_5_VL m = [] {
     torch::set_num_threads(2);
-    auto model = model::load_pretrained(kDir + "/tiny", torch::kCPU, "float32");
+    auto model = model::load_pretrained(kDir + "/tiny", refract::testing::test_device(), "float32");
     model->eval();
     return model;
   }();
@@ -195,10 +196,11 @@ TEST(DecodeBatch, EveryTokenEqualsAFullRecompute) {
       std::vector<int64_t> seq = reqs[r].prompt.input_ids;
       seq.insert(seq.end(), c.ids.begin(), c.ids.end());
       model::ModelInputs in;
-      in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0);
-      in.pixel_values = reqs[r].prompt.pixel_values;
+      const torch::Device device = tiny_model().device();
+      in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0).to(device);
+      if (reqs[r].prompt.pixel_values.defined()) in.pixel_values = reqs[r].prompt.pixel_values.to(device);
       in.image_grid_thw = reqs[r].prompt.image_grid_thw;
-      const torch::Tensor lp = tiny_model().forward(in).logits[0].log_softmax(-1);
+      const torch::Tensor lp = tiny_model().forward(in).logits[0].cpu().log_softmax(-1);
       const int64_t p = int64_t(reqs[r].prompt.input_ids.size());
       for (size_t t = 0; t < c.ids.size(); ++t) {
         const torch::Tensor row = lp[p - 1 + int64_t(t)];

@@ -10,6 +10,7 @@
 #include "generate/generator.h"
 #include "io/torch_tensors.h"
 #include "model/qwen2_5_vl.h"
+#include "test_device.h"
 
 namespace refract::generate {
 namespace {
@@ -21,7 +22,7 @@ constexpr int64_t kPad = 4000;
 model::Qwen2_5_VLImpl& tiny_model() {
   static model::Qwen2_5_VL m = [] {
     torch::set_num_threads(2);
-    auto model = model::load_pretrained(kDir + "/tiny", torch::kCPU, "float32");
+    auto model = model::load_pretrained(kDir + "/tiny", refract::testing::test_device(), "float32");
     model->eval();
     return model;
   }();
@@ -77,7 +78,7 @@ GenerationConfig sampled(int64_t max_new, int64_t g, int64_t seed) {
 }
 
 float max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<float>();
+  return (a.to(torch::kCPU, torch::kFloat) - b.to(torch::kCPU, torch::kFloat)).abs().max().item<float>();
 }
 
 // Logits of a whole sequence (prompt + completion) recomputed without a cache; row t is
@@ -87,10 +88,11 @@ torch::Tensor full_logits(const PromptInput& p, const std::vector<int64_t>& comp
   std::vector<int64_t> seq = p.input_ids;
   seq.insert(seq.end(), completion.begin(), completion.end());
   model::ModelInputs in;
-  in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0);
-  in.pixel_values = p.pixel_values;
+  const torch::Device device = tiny_model().device();
+  in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0).to(device);
+  if (p.pixel_values.defined()) in.pixel_values = p.pixel_values.to(device);
   in.image_grid_thw = p.image_grid_thw;
-  return tiny_model().forward(in).logits[0];
+  return tiny_model().forward(in).logits[0].cpu();
 }
 
 void expect_cached_equals_full(const PromptInput& p, const Completion& c) {

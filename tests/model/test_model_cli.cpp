@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "model/init.h"
+#include "test_device.h"
 
 using namespace refract::model;
 using namespace refract::model::test_util;
@@ -14,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 int run(const std::string& args) {
-  const std::string cmd = std::string(REFRACT_BINARY) + " " + args + " > /dev/null 2>&1";
+  const std::string cmd = std::string(REFRACT_BINARY) + " " + refract::testing::with_test_device(args) + " > /dev/null 2>&1";
   return std::system(cmd.c_str());
 }
 

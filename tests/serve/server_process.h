@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "test_device.h"
+
 namespace refract::serve::testing {
 
 class ServerProcess {
@@ -29,6 +31,7 @@ class ServerProcess {
       std::vector<char*> argv;
       std::vector<std::string> all = {REFRACT_BINARY, "serve"};
       all.insert(all.end(), args.begin(), args.end());
+      all.insert(all.end(), {"--device", refract::testing::test_device_name()});  // REFRACT_TEST_DEVICE
       for (auto& a : all) argv.push_back(a.data());
       argv.push_back(nullptr);
       execv(argv[0], argv.data());

@@ -22,6 +22,7 @@
 #include "tiny_model.h"
 #include "vision/image.h"
 #include "vision/preprocess.h"
+#include "test_device.h"
 
 namespace refract::serve {
 namespace {
@@ -170,7 +171,7 @@ void ServeFixture<Family>::check_greedy_image_chat() {
   struct {
     std::vector<int64_t> ids;
   } chat{prompt.input_ids};
-  auto model = model::load_pretrained(model_dir_, torch::kCPU, "float32");
+  auto model = model::load_pretrained(model_dir_, refract::testing::test_device(), "float32");
   model->eval();
   generate::GenerationConfig gen;
   gen.do_sample = false;
@@ -330,7 +331,7 @@ TEST_F(ServeEndToEnd, LogprobsEqualAFullForwardOfTheCompletion) {
   torch::set_num_threads(1);
   const text::Tokenizer tok = text::Tokenizer::from_file(model_dir_);
   const generate::PromptInput prompt = hand_prompt(tok);
-  auto model = model::load_pretrained(model_dir_, torch::kCPU, "float32");
+  auto model = model::load_pretrained(model_dir_, refract::testing::test_device(), "float32");
   model->eval();
   constexpr int64_t kTop = 3;
   for (const json& sampling : {json{{"temperature", 0}}, json{{"temperature", 1.7}, {"seed", 5}}}) {

@@ -20,6 +20,7 @@
 #include "data/load.h"
 #include "data/shapes/synth.h"
 #include "text/bpe_trainer.h"
+#include "test_device.h"
 
 namespace refract {
 namespace {
@@ -87,7 +88,7 @@ TEST_P(Recipes, RunsAStepWithItsRewardsAndPrompt) {
   const std::string cmd = std::string(REFRACT_BINARY) + " grpo --config " + REFRACT_SOURCE_DIR + "/configs/" +
                           r.config + " --model_name_or_path " + w.model + " --dataset_name '' --image_root ''" +
                           " --data_file_paths " + w.jsonl.at(r.task) + " --image_folders " + w.images +
-                          " --max_steps 1 --num_generations 2 --per_device_train_batch_size 2" +
+                          " --max_steps 1 --num_generations 2 --per_device_train_batch_size 2" + refract::testing::device_flag() +
                           " --gradient_accumulation_steps 1 --max_completion_length 8 --torch_dtype float32" +
                           " --report_to none --threads 1 --log_completions --output_dir " + out + " > " + out +
                           ".log 2>&1";

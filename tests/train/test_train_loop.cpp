@@ -14,6 +14,7 @@
 #include "train/encode.h"
 #include "train/train_logger.h"
 #include "train_world.h"
+#include "test_device.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -85,7 +86,7 @@ TEST(SftMaxLength, TheCommandLineDropsLongerSamples) {
   ASSERT_LT(kept, static_cast<long>(lengths.size()));
 
   const std::string out = w.root + "/sft_max_length";
-  const std::string cmd = std::string(REFRACT_BINARY) + " sft --model " + w.model + " --data_file_paths " + w.jsonl +
+  const std::string cmd = std::string(REFRACT_BINARY) + " sft --model " + w.model + refract::testing::device_flag() + " --data_file_paths " + w.jsonl +
                           " --image_folders " + w.images + " --question_template none --max_steps 1" +
                           " --per_device_train_batch_size 2 --report_to none --threads 1 --output_dir " + out +
                           " --max_length " + std::to_string(limit) + " > " + out + ".log 2>&1";
@@ -122,7 +123,7 @@ TEST(RewardKwargs, ReachGrpoFromTheCommandLine) {
   const auto& w = world();
   auto run = [&](const std::string& name, const std::string& extra) {
     const std::string out = w.root + "/" + name;
-    const std::string cmd = std::string(REFRACT_BINARY) + " grpo --model " + w.model + " --data_file_paths " +
+    const std::string cmd = std::string(REFRACT_BINARY) + " grpo --model " + w.model + refract::testing::device_flag() + " --data_file_paths " +
                             w.jsonl + " --image_folders " + w.images +
                             " --question_template none --max_steps 1 --num_generations 4"
                             " --per_device_train_batch_size 4 --max_completion_length 12 --report_to none"
