@@ -185,8 +185,11 @@ nlohmann::ordered_json collect_environment() {
   torch_json["openmp"] = at::globalContext().hasOpenMP();
   torch_json["mkl"] = at::globalContext().hasMKL();
   torch_json["mkldnn"] = at::globalContext().hasMKLDNN();
-  torch_json["blas_libraries_loaded"] =
+  nlohmann::ordered_json blas_loaded =
       loaded_libraries({"libblas", "libopenblas", "libmkl_rt", "libmkl_core", "libblis", "libcblas"});
+  // The torch wheel links MKL statically into libtorch_cpu: no BLAS library of its own is loaded.
+  if (blas_loaded.empty() && at::globalContext().hasMKL()) blas_loaded.push_back("MKL (inside libtorch_cpu)");
+  torch_json["blas_libraries_loaded"] = blas_loaded;
   torch_json["threads"] = at::get_num_threads();
   torch_json["interop_threads"] = at::get_num_interop_threads();
   return {{"libtorch", torch_json}, {"cuda", cuda_info()}, {"cpu", cpu_info()}, {"os", os_info()}};

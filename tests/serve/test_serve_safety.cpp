@@ -370,7 +370,9 @@ TEST_F(ServeSafety, BodyLimitHoldsForContentLengthAndChunkedBodies) {
   }
   const double after = peak_rss_mib(server_->pid());
   std::cout << "server VmHWM: " << before << " MiB before the oversized bodies, " << after << " MiB after\n";
-  EXPECT_LT(after - before, 16.0) << "an oversized body was buffered";
+  // Buffering the chunked body would add >= 64 MiB; connection threads and their malloc arenas
+  // add some MiB (libtorch 1.13: < 16, 2.x: ~18).
+  EXPECT_LT(after - before, 32.0) << "an oversized body was buffered";
   expect_still_serving();
 }
 

@@ -157,6 +157,13 @@ TEST(GrpoLoss, OnPolicyRatioIsOneAndNeverClips) {
   EXPECT_EQ(out.clip_ratio_high, 0.0);
   EXPECT_EQ(out.clip_ratio_region, 0.0);
   EXPECT_NEAR(out.loss.item<double>(), -(kAdv[0] + kAdv[1]) / 2, 1e-12);
+  // The gradient with TRL's default range: with a zero-width range both arms of the min are
+  // equal at ratio 1, and which arm the gradient takes is the libtorch version's choice
+  // (1.13: one arm; 2.x: half to each, and the clamp's arm carries none).
+  logp.mutable_grad() = torch::Tensor();
+  o.epsilon_low = 0.2;
+  o.epsilon_high = 0.2;
+  grpo_loss(in, o).loss.backward();
   EXPECT_NEAR(logp.grad()[0][0].item<double>(), -kAdv[0] / 2 / 2, 1e-12);
   EXPECT_NEAR(logp.grad()[1][2].item<double>(), -kAdv[1] / 3 / 2, 1e-12);
   EXPECT_EQ(logp.grad()[0][2].item<double>(), 0.0);
