@@ -11,6 +11,14 @@ for tool in cpack dpkg-deb dpkg readelf; do
   command -v $tool >/dev/null || { echo "skipped: no $tool"; exit 77; }
 done
 
+# A .deb depends on Debian packages: it is built from Debian's libtorch (LIBTORCH=debian). A
+# build against the PyPI wheel's libtorch (the CUDA build) has nothing apt could install.
+libtorch=$(ldd "$build/refract" | awk '$1 ~ /^libtorch_cpu[.]so/ {print $3; exit}')
+if [ -n "$libtorch" ] && ! dpkg -S "$(readlink -f "$libtorch")" >/dev/null 2>&1; then
+  echo "skipped: refract links $libtorch, which no Debian package owns (a .deb needs LIBTORCH=debian)"
+  exit 77
+fi
+
 start=$(date +%s)
 run_ok cpack cpack --config "$build/CPackConfig.cmake" -B "$tmp/pkg"
 seconds=$(($(date +%s) - start))
