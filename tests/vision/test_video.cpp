@@ -171,6 +171,16 @@ TEST(VideoSampling, LinspaceRoundsAsTorchFloat32) {
   EXPECT_EQ(linspace_round(0, 5, 3), (std::vector<int64_t>{0, 2, 5}));
 }
 
+// torch's own linspace on 200 random long videos (up to 2 M frames, up to 768 samples).
+TEST(VideoSampling, LinspaceEqualsTorchOnLongVideos) {
+  const nlohmann::json cases = nlohmann::json::parse(testing::slurp(kDir + "linspace.json"));
+  ASSERT_EQ(cases.size(), 200u);
+  for (const auto& c : cases) {
+    const std::vector<int64_t> idx = linspace_round(c[0].get<int64_t>(), c[1].get<int64_t>(), c[2].get<int64_t>());
+    EXPECT_EQ(testing::sha256_hex(idx.data(), idx.size() * sizeof(int64_t)), c[3].get<std::string>()) << c.dump();
+  }
+}
+
 TEST(VideoFetch, EqualsQwenVlUtilsFetchVideoBitForBit) {
   const nlohmann::json cases = nlohmann::json::parse(testing::slurp(kDir + "fetch.json"));
   const auto golden = io::SafetensorsFile::open(kDir + "fetch.safetensors");
