@@ -11,6 +11,10 @@ namespace refract::train {
 EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& tok,
                             const vision::PreprocessConfig& pp, bool with_response) {
   EncodedSample out;
+  // Videos reach `infer`, `serve` and `data check`; the trainers do not batch them yet.
+  REFRACT_CHECK(sample.videos.empty()) << sample.source << ": a video sample (" << sample.videos.size()
+                                       << " video(s)); training on videos is not supported yet (infer, serve and "
+                                          "`refract data check` take them)";
   std::vector<text::Message> messages = sample.prompt;
   std::vector<vision::Preprocessed> images;
   std::vector<int64_t> tokens_per_image;
