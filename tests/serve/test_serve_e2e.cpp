@@ -261,6 +261,37 @@ void ServeFixture<Family>::check_greedy_video_chat() {
   EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(), tok.decode(ids, /*skip_special_tokens=*/true));
   EXPECT_EQ(j["usage"]["prompt_tokens"], int64_t(chat.ids.size()));
   EXPECT_EQ(pv.num_video_tokens(), 12);
+
+  // The served log-probs equal a full forward with the video and its seconds per temporal
+  // patch; for Qwen2.5-VL (time positions scaled by them) they differ from the forward with
+  // the default 1.0, so the seconds demonstrably reach the model.
+  json lp_body = body;
+  lp_body["logprobs"] = true;
+  auto lp_res = c.Post("/v1/chat/completions", lp_body.dump(), "application/json");
+  ASSERT_TRUE(lp_res);
+  ASSERT_EQ(lp_res->status, 200) << lp_res->body;
+  const json lp_json = json::parse(lp_res->body);
+  const json& entries = lp_json["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(entries.size(), d.ids.size());
+  std::vector<int64_t> full = prompt.input_ids;
+  full.insert(full.end(), d.ids.begin(), d.ids.end());
+  auto forward_logprobs = [&](float seconds) {
+    model::ModelInputs in;
+    in.input_ids = torch::tensor(full, torch::kLong).view({1, -1});
+    in.pixel_values_videos = prompt.pixel_values_videos;
+    in.video_grid_thw = prompt.video_grid_thw;
+    in.second_per_grid_ts = torch::tensor(std::vector<float>{seconds});
+    return model->forward(in).logits[0].log_softmax(-1);  // [S, V]
+  };
+  const torch::Tensor with_seconds = forward_logprobs(2.0f / 3.0f), with_one = forward_logprobs(1.0f);
+  const int64_t p0 = int64_t(prompt.input_ids.size());
+  double max_gap = 0;
+  for (size_t t = 0; t < entries.size(); ++t) {
+    const int64_t id = d.ids[t];
+    EXPECT_NEAR(entries[t]["logprob"].get<double>(), with_seconds[p0 - 1 + int64_t(t)][id].item<double>(), 1e-4);
+    max_gap = std::max(max_gap, std::abs(entries[t]["logprob"].get<double>() - with_one[p0 - 1 + int64_t(t)][id].item<double>()));
+  }
+  if (std::string(Family::name()) == "e2e") EXPECT_GT(max_gap, 1e-4) << "second_per_grid_ts must matter for Qwen2.5-VL";
 }
 
 TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) { check_greedy_image_chat(); }
