@@ -183,6 +183,40 @@ TEST(Qwen2VLFamily, ExportEqualsBasePlusAdapterInForwardAndInfer) {
   EXPECT_GT(max_abs_diff(adapted, base), 1e-3);
 }
 
+// `refract infer --video` through the binary on the Qwen2-VL model: the printed completion is
+// run_infer's for the same settings (FFmpeg + qwen-vl-utils sampling flags reach the code), and
+// bad settings / files fail naming what is wrong.
+TEST(Qwen2VLFamily, InferTakesAVideoFromTheCommandLine) {
+  const World& w = world();
+  const std::string clip = std::string(REFRACT_FIXTURES_DIR) + "/video/clips/landscape.mp4";
+  const std::string log = w.root + "/infer_video.log";
+  ASSERT_EQ(run("infer --model " + w.base + " --video " + clip +
+                    " --video_fps 3 --video_min_pixels 3136 --video_max_pixels 6272 --prompt 'What changes?'"
+                    " --max_new_tokens 4 --threads 1",
+                log),
+            0)
+      << read_file(log);
+  InferSettings s;
+  s.model_name_or_path = w.base;
+  s.video = {clip};
+  s.video_fps = 3;
+  s.video_min_pixels = 3136;
+  s.video_max_pixels = 6272;
+  s.prompt = "What changes?";
+  s.generation.max_new_tokens = 4;
+  const auto out = run_infer(s);
+  ASSERT_EQ(out.size(), 1u);
+  const std::string printed = read_file(log);
+  EXPECT_NE(printed.find(out[0].text + "\n"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("6 frames of 12 sampled at 3.000 fps -> 6 frames of 56x56, 12 video tokens"), std::string::npos)
+      << printed;
+  const std::string png = std::string(REFRACT_FIXTURES_DIR) + "/video/clips/list_0.png";
+  EXPECT_NE(run("infer --model " + w.base + " --video " + png + " --prompt x --max_new_tokens 1", log), 0);
+  EXPECT_NE(read_file(log).find("nframes should in interval [2, 1]"), std::string::npos) << read_file(log);
+  EXPECT_NE(run("infer --model " + w.base + " --video " + clip + " --video_fps -1 --prompt x", log), 0);
+  EXPECT_NE(read_file(log).find("video_fps must be >= 0"), std::string::npos) << read_file(log);
+}
+
 TEST(Qwen2VLFamily, EvalScoresTheMergedModel) {
   const World& w = world();
   const std::string out = w.root + "/eval";
