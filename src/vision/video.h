@@ -42,6 +42,9 @@ struct VideoOptions {
 // "video_url"). A value that is not a number in range, or an unknown key, is an error naming
 // `where` (file:line of a dataset, the request) and the key.
 VideoOptions video_options_from_json(const nlohmann::json& item, const std::string& where);
+// Throws when a set value is out of range (fps > 0, pixels >= 1, ...) or fps and nframes are
+// both given ("Only accept either `fps` or `nframes`").
+void check_video_options(const VideoOptions& o);
 
 // What reading a video may cost; checked from the container's header before any frame is
 // decoded (a file declaring huge frames or a huge count is refused without allocating).

@@ -116,29 +116,6 @@ std::vector<float> aa_pass(const std::vector<float>& src, int64_t rows, int64_t 
   return dst;
 }
 
-void check_option(const std::optional<double>& v, const char* key, double min) {
-  REFRACT_CHECK(!v || (std::isfinite(*v) && *v >= min)) << "video option " << key << " must be >= " << min << ", got "
-                                                      << (v ? py_repr(*v) : "");
-}
-
-void check_options(const VideoOptions& o) {
-  // ref: smart_nframes: assert not ("fps" in ele and "nframes" in ele)
-  REFRACT_CHECK(!(o.fps && o.nframes)) << "Only accept either `fps` or `nframes`";
-  check_option(o.fps, "fps", 1e-9);
-  check_option(o.nframes, "nframes", 0);
-  check_option(o.min_frames, "min_frames", 0);
-  check_option(o.max_frames, "max_frames", 0);
-  check_option(o.min_pixels, "min_pixels", 1);
-  check_option(o.max_pixels, "max_pixels", 1);
-  check_option(o.total_pixels, "total_pixels", 1);
-  // Times are clamped to the video (qwen-vl-utils): any finite number.
-  check_option(o.video_start, "video_start", -std::numeric_limits<double>::max());
-  check_option(o.video_end, "video_end", -std::numeric_limits<double>::max());
-  check_option(o.resized_height, "resized_height", 1);
-  check_option(o.resized_width, "resized_width", 1);
-  check_option(o.sample_fps, "sample_fps", 1e-9);
-}
-
 std::vector<Image> resize_all(const std::vector<Image>& frames, ResizedSize size) {
   std::vector<Image> out;
   out.reserve(frames.size());
@@ -148,48 +125,8 @@ std::vector<Image> resize_all(const std::vector<Image>& frames, ResizedSize size
 
 }  // namespace
 
-VideoOptions video_options_from_json(const nlohmann::json& item, const std::string& where) {
-  REFRACT_CHECK(item.is_object()) << where << ": a video item must be an object";
-  VideoOptions o;
-  const std::pair<const char*, std::optional<double> VideoOptions::*> keys[] = {
-      {"fps", &VideoOptions::fps},
-      {"nframes", &VideoOptions::nframes},
-      {"min_frames", &VideoOptions::min_frames},
-      {"max_frames", &VideoOptions::max_frames},
-      {"min_pixels", &VideoOptions::min_pixels},
-      {"max_pixels", &VideoOptions::max_pixels},
-      {"total_pixels", &VideoOptions::total_pixels},
-      {"video_start", &VideoOptions::video_start},
-      {"video_end", &VideoOptions::video_end},
-      {"resized_height", &VideoOptions::resized_height},
-      {"resized_width", &VideoOptions::resized_width},
-      {"sample_fps", &VideoOptions::sample_fps},
-  };
-  for (const auto& [key, value] : item.items()) {
-    if (key == "type" || key == "video" || key == "video_url") continue;
-    bool known = false;
-    for (const auto& [name, field] : keys) {
-      if (key != name) continue;
-      known = true;
-      REFRACT_CHECK(value.is_number()) << where << ": " << key << " must be a number, got " << value.dump();
-      o.*field = value.get<double>();
-    }
-    REFRACT_CHECK(known) << where << ": unknown video key '" << key
-                         << "' (fps, nframes, min_frames, max_frames, min_pixels, max_pixels, total_pixels, "
-                            "video_start, video_end, resized_height, resized_width, sample_fps)";
-  }
-  try {
-    check_options(o);
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    const size_t p = m.find("] ");
-    REFRACT_FAIL() << where << ": " << (p == std::string::npos ? m : m.substr(p + 2));
-  }
-  return o;
-}
-
 int64_t smart_nframes(const VideoOptions& o, int64_t total_frames, double video_fps) {
-  check_options(o);
+  check_video_options(o);
   int64_t nframes = 0;
   if (o.nframes) {
     nframes = round_by_factor(*o.nframes, kFrameFactor);
@@ -272,7 +209,7 @@ ResizedSize qwen_vl_utils_smart_resize(double height, double width, int64_t fact
 }
 
 ResizedSize video_resized_size(const VideoOptions& o, int64_t nframes, int64_t height, int64_t width, int64_t factor) {
-  check_options(o);
+  check_video_options(o);
   REFRACT_CHECK(nframes > 0) << "video_resized_size: no frames";
   const double f2 = static_cast<double>(factor * factor);
   if (o.resized_height && o.resized_width) {
@@ -353,7 +290,7 @@ LoadedVideo load_video_bytes(std::string_view bytes, const std::string& name, co
 
 LoadedVideo load_video_image_list(const std::vector<std::string>& paths, const VideoOptions& o,
                                   const VideoLimits& limits) {
-  check_options(o);
+  check_video_options(o);
   REFRACT_CHECK(!paths.empty()) << "a video given as a list of images needs at least one image";
   REFRACT_CHECK(static_cast<int64_t>(paths.size()) <= limits.max_list_frames)
       << "a video given as a list of images has " << paths.size() << " images, over the limit of "
