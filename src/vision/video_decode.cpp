@@ -57,7 +57,23 @@ struct MemoryInput {
   }
 };
 
-// An opened container with its best video stream (RAII over the FFmpeg handles).
+// Owners of the FFmpeg handles, as members of Demuxer: a constructor that throws half way
+// still frees what it opened (found by fuzz_video_decode).
+struct AvioOwner {
+  AVIOContext* p = nullptr;
+  ~AvioOwner() {
+    if (p) {
+      av_freep(&p->buffer);
+      avio_context_free(&p);
+    }
+  }
+};
+struct FormatOwner {
+  AVFormatContext* p = nullptr;
+  ~FormatOwner() { avformat_close_input(&p); }  // with AVFMT_FLAG_CUSTOM_IO it leaves pb alone
+};
+
+// An opened container with its best video stream.
 class Demuxer {
  public:
   // `bytes` non-null: read from memory; else open `path`.
@@ -71,21 +87,23 @@ class Demuxer {
       constexpr int kBuf = 1 << 16;
       auto* buf = static_cast<uint8_t*>(av_malloc(kBuf));
       REFRACT_CHECK(buf) << name_ << ": out of memory";
-      avio_ = avio_alloc_context(buf, kBuf, 0, &mem_, &MemoryInput::read, nullptr, &MemoryInput::seek);
-      if (!avio_) av_free(buf);
-      REFRACT_CHECK(avio_) << name_ << ": out of memory";
-      fmt_ = avformat_alloc_context();
-      REFRACT_CHECK(fmt_) << name_ << ": out of memory";
-      fmt_->pb = avio_;
+      avio_.p = avio_alloc_context(buf, kBuf, 0, &mem_, &MemoryInput::read, nullptr, &MemoryInput::seek);
+      if (!avio_.p) av_free(buf);
+      REFRACT_CHECK(avio_.p) << name_ << ": out of memory";
+      fmt_.p = avformat_alloc_context();
+      REFRACT_CHECK(fmt_.p) << name_ << ": out of memory";
+      fmt_.p->pb = avio_.p;
+      fmt_.p->flags |= AVFMT_FLAG_CUSTOM_IO;
     }
-    const int err = avformat_open_input(&fmt_, bytes ? nullptr : path.c_str(), nullptr, nullptr);
+    // On failure avformat_open_input frees the context and sets it to null.
+    const int err = avformat_open_input(&fmt_.p, bytes ? nullptr : path.c_str(), nullptr, nullptr);
     REFRACT_CHECK(err >= 0) << name_ << ": not a readable video (" << av_error(err) << ")";
     // The sizes the container's header declares, checked before avformat_find_stream_info reads
     // (and may decode) a first frame: a tiny file declaring huge frames costs nothing.
-    for (unsigned i = 0; i < fmt_->nb_streams; ++i) check_size(fmt_->streams[i]->codecpar, limits);
-    const int info = avformat_find_stream_info(fmt_, nullptr);
+    for (unsigned i = 0; i < fmt_.p->nb_streams; ++i) check_size(fmt_.p->streams[i]->codecpar, limits);
+    const int info = avformat_find_stream_info(fmt_.p, nullptr);
     REFRACT_CHECK(info >= 0) << name_ << ": cannot read the stream information (" << av_error(info) << ")";
-    stream_ = av_find_best_stream(fmt_, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+    stream_ = av_find_best_stream(fmt_.p, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     REFRACT_CHECK(stream_ >= 0) << name_ << ": no video stream";
     check_size(stream()->codecpar, limits);  // as the codec's own header (e.g. H.264 SPS) says
   }
@@ -96,22 +114,15 @@ class Demuxer {
         << name_ << ": frames of " << w << "x" << h << " (" << w * h << " pixels) exceed the limit of "
         << limits.max_frame_pixels << " pixels per frame";
   }
-  ~Demuxer() {
-    avformat_close_input(&fmt_);  // frees fmt_ (also one we allocated), not our AVIO
-    if (avio_) {
-      av_freep(&avio_->buffer);
-      avio_context_free(&avio_);
-    }
-  }
   Demuxer(const Demuxer&) = delete;
   Demuxer& operator=(const Demuxer&) = delete;
 
-  AVStream* stream() const { return fmt_->streams[stream_]; }
+  AVStream* stream() const { return fmt_.p->streams[stream_]; }
   // Next packet of the video stream into `pkt`; false at the end of the file.
   bool next_packet(AVPacket* pkt) {
     for (;;) {
       av_packet_unref(pkt);
-      const int err = av_read_frame(fmt_, pkt);
+      const int err = av_read_frame(fmt_.p, pkt);
       if (err == AVERROR_EOF) return false;
       REFRACT_CHECK(err >= 0) << name_ << ": read error (" << av_error(err) << ")";
       if (pkt->stream_index == stream_) return true;
@@ -121,8 +132,8 @@ class Demuxer {
  private:
   std::string name_;
   MemoryInput mem_;
-  AVIOContext* avio_ = nullptr;
-  AVFormatContext* fmt_ = nullptr;
+  AvioOwner avio_;    // declared before fmt_: freed after it
+  FormatOwner fmt_;
   int stream_ = -1;
 };
 
