@@ -124,6 +124,7 @@ TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
   const int64_t new_tokens = 5;
   InferSettings s;
   s.model_name_or_path = dir;
+  s.device = refract::testing::test_device_name();
   s.video = {kFixtures + "/video/clips/landscape.mp4"};
   s.video_fps = 3;
   s.video_min_pixels = 4 * 28 * 28;
@@ -154,7 +155,8 @@ TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
                            "<|im_start|>assistant\n";
   auto ids32 = tok.encode(chat);
   std::vector<int64_t> seq(ids32.begin(), ids32.end());
-  auto m = model::load_pretrained(dir, torch::kCPU, "float32");
+  const torch::Device dev = refract::testing::test_device();
+  auto m = model::load_pretrained(dir, dev, "float32");
   m->eval();
   torch::NoGradGuard ng;
   const int64_t im_end = tok.token_to_id("<|im_end|>");
@@ -162,8 +164,9 @@ TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
   std::vector<int32_t> completion;
   for (int64_t k = 0; k < new_tokens; ++k) {
     model::ModelInputs in;
-    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0);
-    in.pixel_values_videos = torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32);
+    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0).to(dev);
+    in.pixel_values_videos =
+        torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32).to(dev);
     in.video_grid_thw = torch::tensor(std::vector<int64_t>(pv.grid_thw.begin(), pv.grid_thw.end())).view({1, 3});
     in.second_per_grid_ts = torch::tensor(std::vector<float>{2.0f / 3.0f});  // temporal_patch_size / sample_fps
     in.logits_to_keep = 1;

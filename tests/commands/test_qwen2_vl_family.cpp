@@ -201,6 +201,7 @@ TEST(Qwen2VLFamily, InferTakesAVideoFromTheCommandLine) {
       << read_file(log);
   InferSettings s;
   s.model_name_or_path = w.base;
+  s.device = refract::testing::test_device_name();
   s.video = {clip};
   s.video_fps = 3;
   s.video_min_pixels = 3136;
@@ -244,7 +245,9 @@ TEST(Qwen2VLFamily, SftTrainsOnAVideoSample) {
   torch::set_num_threads(1);
   model::ModelSettings ms;
   ms.model_name_or_path = w.base;
+  ms.device = refract::testing::test_device_name();
   model::OpenedModel m = model::open_model(ms);
+  const torch::Device dev = refract::testing::test_device();
   const auto golden = io::load_tensors(std::string(REFRACT_FIXTURES_DIR) + "/video/fetch.safetensors");
   const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();
   std::vector<vision::Image> images;
@@ -262,12 +265,13 @@ TEST(Qwen2VLFamily, SftTrainsOnAVideoSample) {
       {"assistant", {text::ContentItem::make_text("the colours")}}};
   const text::EncodedChat chat = text::apply_chat_template(m.tok(), msgs, /*add_generation_prompt=*/false);
   model::ModelInputs in;
-  in.input_ids = torch::tensor(std::vector<int64_t>(chat.ids.begin(), chat.ids.end()), torch::kLong).view({1, -1});
-  in.pixel_values_videos = torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32);
+  in.input_ids = torch::tensor(std::vector<int64_t>(chat.ids.begin(), chat.ids.end()), torch::kLong).view({1, -1}).to(dev);
+  in.pixel_values_videos =
+      torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32).to(dev);
   in.video_grid_thw = torch::tensor(std::vector<int64_t>(pv.grid_thw.begin(), pv.grid_thw.end())).view({1, 3});
   in.second_per_grid_ts = torch::tensor(std::vector<float>{2.0f / 3.0f});
   torch::NoGradGuard ng;
-  const torch::Tensor lp = m.model->forward(in).logits[0].to(torch::kFloat32).log_softmax(-1);
+  const torch::Tensor lp = m.model->forward(in).logits[0].to(torch::kFloat32).log_softmax(-1).cpu();
   double sum = 0, count = 0;
   for (size_t t = 1; t < chat.ids.size(); ++t) {
     if (!chat.assistant_mask[t]) continue;

@@ -245,7 +245,8 @@ void ServeFixture<Family>::check_greedy_video_chat() {
   prompt.pixel_values_videos = torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32).clone();
   prompt.video_grid_thw = torch::tensor(std::vector<int64_t>(pv.grid_thw.begin(), pv.grid_thw.end())).view({1, 3});
   prompt.second_per_grid_ts = torch::tensor(std::vector<float>{2.0f / 3.0f});
-  auto model = model::load_pretrained(model_dir_, torch::kCPU, "float32");
+  const torch::Device dev = refract::testing::test_device();
+  auto model = model::load_pretrained(model_dir_, dev, "float32");
   model->eval();
   generate::GenerationConfig gen;
   gen.do_sample = false;
@@ -277,11 +278,11 @@ void ServeFixture<Family>::check_greedy_video_chat() {
   full.insert(full.end(), d.ids.begin(), d.ids.end());
   auto forward_logprobs = [&](float seconds) {
     model::ModelInputs in;
-    in.input_ids = torch::tensor(full, torch::kLong).view({1, -1});
-    in.pixel_values_videos = prompt.pixel_values_videos;
+    in.input_ids = torch::tensor(full, torch::kLong).view({1, -1}).to(dev);
+    in.pixel_values_videos = prompt.pixel_values_videos.to(dev);
     in.video_grid_thw = prompt.video_grid_thw;
     in.second_per_grid_ts = torch::tensor(std::vector<float>{seconds});
-    return model->forward(in).logits[0].log_softmax(-1);  // [S, V]
+    return model->forward(in).logits[0].log_softmax(-1).cpu();  // [S, V]
   };
   const torch::Tensor with_seconds = forward_logprobs(2.0f / 3.0f), with_one = forward_logprobs(1.0f);
   const int64_t p0 = int64_t(prompt.input_ids.size());
