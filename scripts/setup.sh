@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libpcre2-dev libutf8proc-dev
   libjpeg62-turbo-dev libpng-dev libwebp-dev libexif-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libcpp-httplib-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev

@@ -21,7 +21,7 @@ void add_infer_command(CLI::App& app) {
   auto state = std::make_shared<InferCommand>();
   auto* cmd = app.add_subcommand(
       "infer",
-      "Generate a completion for --prompt (and --image files) with a model directory and an "
+      "Generate a completion for --prompt (and --image / --video files) with a model directory and an "
       "optional LoRA --adapter; prints the completion. Greedy unless --do_sample.");
   commands::declare(state->options, state->settings);
   state->options.add_to(*cmd);

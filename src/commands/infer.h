@@ -17,6 +17,15 @@ namespace refract::commands {
 // The model settings (model_name_or_path, adapter, device, ...) and what to ask.
 struct InferSettings : model::ModelSettings {
   std::vector<std::string> image;    // image files, shown before the prompt text
+  std::vector<std::string> video;    // video files (FFmpeg), after the images, before the text
+  std::vector<std::string> video_frames;  // one more video given as its frames (image files)
+  // Video sampling as qwen-vl-utils' item keys fps / max_frames / min_pixels / max_pixels /
+  // total_pixels; 0 = qwen-vl-utils' default (2 fps, 768 frames, 128*28*28, 768*28*28, ...).
+  double video_fps = 0;
+  double video_max_frames = 0;
+  double video_min_pixels = 0;
+  double video_max_pixels = 0;
+  double video_total_pixels = 0;
   std::string prompt;                // the user's text
   std::string system;                // optional system message (default: Qwen's)
   generate::GenerationConfig generation;  // do_sample defaults to false here (greedy)

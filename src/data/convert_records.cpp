@@ -4,6 +4,7 @@
 
 #include "data/formats_internal.h"
 #include "data/prompt.h"
+#include "vision/video.h"
 
 namespace refract::data::detail {
 
@@ -37,6 +38,51 @@ std::string add_images(const std::vector<std::string>& paths, const Context& ctx
       return "remote image URLs are not supported (download first): " + p;
     s.images.push_back({resolve_image(ctx.image_folder, p), 0, 0});
   }
+  return "";
+}
+
+// One video of a record: "clip.mp4", ["f0.jpg", "f1.jpg", ...] (its frames), or an object
+// {"video": either of those (or "path"), "fps": 1, "max_frames": 16, ...} with qwen-vl-utils'
+// keys. "" on success else the reason.
+std::string add_video(const nlohmann::json& v, const Context& ctx, Sample& s) {
+  VideoRef ref;
+  const nlohmann::json* src = &v;
+  if (v.is_object()) {
+    for (const char* k : {"video", "path"})
+      if (v.contains(k)) src = &v[k];
+    if (src == &v) return "a video object needs a 'video' (or 'path') field";
+    nlohmann::json opts = v;
+    opts.erase("path");
+    try {
+      vision::video_options_from_json(opts, "video");
+    } catch (const std::exception& e) {
+      std::string m = e.what();
+      const size_t p = m.find("] ");
+      return p == std::string::npos ? m : m.substr(p + 2);
+    }
+    opts.erase("video");
+    opts.erase("type");
+    ref.options = opts;
+  }
+  auto check = [](const std::string& p) -> std::string {
+    if (p.empty()) return "empty video path";
+    if (p.rfind("http://", 0) == 0 || p.rfind("https://", 0) == 0)
+      return "remote video URLs are not supported (download first): " + p;
+    return "";
+  };
+  if (src->is_string()) {
+    if (auto r = check(src->get<std::string>()); !r.empty()) return r;
+    ref.path = resolve_image(ctx.image_folder, src->get<std::string>());
+  } else if (src->is_array() && !src->empty()) {
+    for (const auto& f : *src) {
+      if (!f.is_string()) return "a video's frames must be a list of image paths";
+      if (auto r = check(f.get<std::string>()); !r.empty()) return r;
+      ref.frames.push_back(resolve_image(ctx.image_folder, f.get<std::string>()));
+    }
+  } else {
+    return "a video must be a path, a list of frame paths or an object with 'video'";
+  }
+  s.videos.push_back(std::move(ref));
   return "";
 }
 
@@ -142,12 +188,13 @@ std::string convert_rec_json(const nlohmann::json& j, const Context& ctx, Sample
 // ms-swift: {"messages": [...], "images": [...]} or query/response aliases.
 std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s) {
   if (!j.is_object()) return "record is not a JSON object";
-  std::set<std::string> used = {"messages", "images", "image_path", "image", "system", "task",
+  std::set<std::string> used = {"messages", "images", "image_path", "image", "videos", "video", "system", "task",
                                 "accu_reward_method", "id"};
   struct Turn {
     std::string role, text;
   };
   std::vector<Turn> turns;
+  bool inline_videos = false;
   if (j.contains("messages")) {
     const auto& msgs = j["messages"];
     if (!msgs.is_array() || msgs.empty()) return "field 'messages' must be a non-empty list";
@@ -162,12 +209,21 @@ std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s
       if (c.is_string()) {
         t.text = c.get<std::string>();
       } else if (c.is_array()) {
-        // OpenAI-style parts: text parts joined, image parts become placeholders.
+        // OpenAI-style parts: text parts joined, image parts become placeholders; a video part
+        // ({"type": "video", "video": ..., "fps": ...}, qwen-vl-utils) carries its video.
         for (const auto& part : c) {
           const std::string type = part.is_object() ? part.value("type", "") : "";
-          if (type == "text") t.text += part.value("text", "");
-          else if (type == "image" || type == "image_url") t.text += "<image>";
-          else return "messages[" + std::to_string(i) + "]: unsupported content part";
+          if (type == "text") {
+            t.text += part.value("text", "");
+          } else if (type == "image" || type == "image_url") {
+            t.text += "<image>";
+          } else if (type == "video") {
+            if (auto r = add_video(part, ctx, s); !r.empty()) return "messages[" + std::to_string(i) + "]: " + r;
+            t.text += "<video>";
+            inline_videos = true;
+          } else {
+            return "messages[" + std::to_string(i) + "]: unsupported content part";
+          }
         }
       } else {
         return "messages[" + std::to_string(i) + "]: 'content' must be a string or a list";
@@ -200,6 +256,20 @@ std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s
     break;
   }
   if (auto r = add_images(paths, ctx, s); !r.empty()) return r;
+  // ref: ms-swift / LLaMA-Factory "videos": [...] with <video> placeholders.
+  for (const char* k : {"videos", "video"}) {
+    if (!j.contains(k)) continue;
+    if (inline_videos) return std::string("videos given both in content parts and in '") + k + "'";
+    const auto& v = j[k];
+    // A list of strings is a list of videos; one video given as its frames is a list inside it.
+    if (v.is_array()) {
+      for (const auto& e : v)
+        if (auto r = add_video(e, ctx, s); !r.empty()) return "field '" + std::string(k) + "': " + r;
+    } else if (!v.is_null()) {
+      if (auto r = add_video(v, ctx, s); !r.empty()) return "field '" + std::string(k) + "': " + r;
+    }
+    break;
+  }
   if (auto r = read_task(j, s); !r.empty()) return r;
   if (auto r = read_method(j, ctx, s); !r.empty()) return r;
 
@@ -209,10 +279,11 @@ std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s
     s.response = turns.back().text;
     end = turns.size() - 1;
   }
-  int64_t placeholders = 0, last_user = -1, first_user = -1;
+  int64_t placeholders = 0, video_placeholders = 0, last_user = -1, first_user = -1;
   for (size_t i = 0; i < end; ++i) {
     if (turns[i].role != "user") continue;
     placeholders += count_image_placeholders(turns[i].text);
+    video_placeholders += count_video_placeholders(turns[i].text);
     if (first_user < 0) first_user = static_cast<int64_t>(i);
     last_user = static_cast<int64_t>(i);
   }
@@ -221,7 +292,10 @@ std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s
   if (placeholders > 0 && placeholders != n_images)
     return std::to_string(placeholders) + " <image> placeholder(s) but " + std::to_string(n_images) +
            " image(s)";
-  int64_t next_image = 0;
+  const int64_t n_videos = static_cast<int64_t>(s.videos.size());
+  if (video_placeholders > 0 && video_placeholders != n_videos)
+    return std::to_string(video_placeholders) + " <video> placeholder(s) but " + std::to_string(n_videos) + " video(s)";
+  int64_t next_image = 0, next_video = 0;
   for (size_t i = 0; i < end; ++i) {
     text::Message m{turns[i].role, {}};
     const bool is_user = turns[i].role == "user";
@@ -229,14 +303,18 @@ std::string convert_swift(const nlohmann::json& j, const Context& ctx, Sample& s
     int64_t k = 0;
     if (is_user) k = placeholders == 0 ? (static_cast<int64_t>(i) == first_user ? n_images : 0)
                                        : count_image_placeholders(turns[i].text);
+    int64_t kv = 0;
+    if (is_user) kv = video_placeholders == 0 ? (static_cast<int64_t>(i) == first_user ? n_videos : 0)
+                                              : count_video_placeholders(turns[i].text);
     const std::string tmpl = static_cast<int64_t>(i) == last_user ? ctx.question_template : "{Question}";
     std::string text = turns[i].text;
     if (!is_user) {
       m.content.push_back(text::ContentItem::make_text(text));
-    } else if (auto r = build_content(text, k, next_image, tmpl, &m.content); !r.empty()) {
+    } else if (auto r = build_content(text, k, next_image, tmpl, &m.content, kv, next_video); !r.empty()) {
       return r;
     }
     next_image += k;
+    next_video += kv;
     s.prompt.push_back(std::move(m));
   }
   copy_extra(j, used, s);

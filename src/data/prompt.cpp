@@ -7,6 +7,20 @@ namespace refract::data {
 namespace {
 constexpr const char* kPlaceholder = "<image>";
 constexpr size_t kPlaceholderLen = 7;
+constexpr const char* kVideoPlaceholder = "<video>";  // same length as <image>
+
+int64_t count_of(const std::string& text, const char* what) {
+  int64_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + kPlaceholderLen)) ++n;
+  return n;
+}
+
+// The next <image> or <video> at or after `pos` (npos when none); `video` says which.
+size_t next_placeholder(const std::string& text, size_t pos, bool* video) {
+  const size_t i = text.find(kPlaceholder, pos), v = text.find(kVideoPlaceholder, pos);
+  *video = v < i;
+  return std::min(i, v);
+}
 
 std::string trim(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n");
@@ -33,20 +47,20 @@ std::string question_template_text(const std::string& name) {
                  << "' is not one of rec, default, none, nor a template text containing {Question}";
 }
 
-int64_t count_image_placeholders(const std::string& text) {
-  int64_t n = 0;
-  for (size_t p = text.find(kPlaceholder); p != std::string::npos;
-       p = text.find(kPlaceholder, p + kPlaceholderLen))
-    ++n;
-  return n;
-}
+int64_t count_image_placeholders(const std::string& text) { return count_of(text, kPlaceholder); }
+int64_t count_video_placeholders(const std::string& text) { return count_of(text, kVideoPlaceholder); }
 
 std::string build_content(const std::string& text, int64_t num_images, int64_t first_image,
-                          const std::string& tmpl, std::vector<text::ContentItem>* out) {
+                          const std::string& tmpl, std::vector<text::ContentItem>* out, int64_t num_videos,
+                          int64_t first_video) {
   const int64_t placeholders = count_image_placeholders(text);
   if (placeholders > 0 && placeholders != num_images)
     return std::to_string(placeholders) + " <image> placeholder(s) but " +
            std::to_string(num_images) + " image(s)";
+  const int64_t video_placeholders = count_video_placeholders(text);
+  if (video_placeholders > 0 && video_placeholders != num_videos)
+    return std::to_string(video_placeholders) + " <video> placeholder(s) but " + std::to_string(num_videos) +
+           " video(s)";
   const size_t q = tmpl.find("{Question}");
   std::string prefix = q == std::string::npos ? "" : tmpl.substr(0, q);
   std::string suffix = q == std::string::npos ? tmpl : tmpl.substr(q + 10);
@@ -54,7 +68,8 @@ std::string build_content(const std::string& text, int64_t num_images, int64_t f
   // category twice): the later ones take the question's text (without its <image>s).
   if (suffix.find("{Question}") != std::string::npos) {
     std::string plain = text;
-    for (size_t p = plain.find(kPlaceholder); p != std::string::npos; p = plain.find(kPlaceholder, p))
+    bool video = false;
+    for (size_t p = next_placeholder(plain, 0, &video); p != std::string::npos; p = next_placeholder(plain, p, &video))
       plain.erase(p, kPlaceholderLen);
     plain = trim(plain);
     for (size_t p = suffix.find("{Question}"); p != std::string::npos; p = suffix.find("{Question}", p + plain.size()))
@@ -62,20 +77,21 @@ std::string build_content(const std::string& text, int64_t num_images, int64_t f
   }
 
   std::vector<text::ContentItem> items;
-  if (placeholders == 0) {
+  // Media without placeholders lead (images, then videos); the others stand where they stood.
+  if (placeholders == 0)
     for (int64_t i = 0; i < num_images; ++i) items.push_back(text::ContentItem::make_image(first_image + i));
-    items.push_back(text::ContentItem::make_text(text));
-  } else {
-    int64_t image = first_image;
-    size_t pos = 0;
-    while (true) {
-      const size_t p = text.find(kPlaceholder, pos);
-      const std::string piece = text.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
-      if (!piece.empty()) items.push_back(text::ContentItem::make_text(piece));
-      if (p == std::string::npos) break;
-      items.push_back(text::ContentItem::make_image(image++));
-      pos = p + kPlaceholderLen;
-    }
+  if (video_placeholders == 0)
+    for (int64_t i = 0; i < num_videos; ++i) items.push_back(text::ContentItem::make_video(first_video + i));
+  int64_t image = first_image, vid = first_video;
+  size_t pos = 0;
+  while (true) {
+    bool video = false;
+    const size_t p = next_placeholder(text, pos, &video);
+    const std::string piece = text.substr(pos, p == std::string::npos ? std::string::npos : p - pos);
+    if (!piece.empty()) items.push_back(text::ContentItem::make_text(piece));
+    if (p == std::string::npos) break;
+    items.push_back(video ? text::ContentItem::make_video(vid++) : text::ContentItem::make_image(image++));
+    pos = p + kPlaceholderLen;
   }
   // The template wraps the question text: prefix on the first text piece, suffix on the last.
   int64_t first_text = -1, last_text = -1;

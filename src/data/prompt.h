@@ -28,11 +28,16 @@ std::string question_template_text(const std::string& name);
 // the positions). With no placeholder, all `num_images` images come first (VLM-R1's layout).
 // `first_image` offsets the image indices (for multi-turn conversations).
 // Returns "" on success, else why the sample is unusable (placeholder count mismatch).
+// `<video>` placeholders place videos the same way (ms-swift / LLaMA-Factory); without one,
+// all `num_videos` videos follow the leading images.
 std::string build_content(const std::string& text, int64_t num_images, int64_t first_image,
-                          const std::string& tmpl, std::vector<text::ContentItem>* out);
+                          const std::string& tmpl, std::vector<text::ContentItem>* out,
+                          int64_t num_videos = 0, int64_t first_video = 0);
 
 // Counts `<image>` occurrences.
 int64_t count_image_placeholders(const std::string& text);
+// Counts `<video>` occurrences.
+int64_t count_video_placeholders(const std::string& text);
 
 // Strips <answer> tags (VLM-R1: replace('<answer>','').replace('</answer>','').strip()).
 std::string strip_answer_tags(const std::string& s);

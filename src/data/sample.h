@@ -15,10 +15,19 @@ struct ImageRef {
   int64_t height = 0;
 };
 
+// A video: a file (FFmpeg) or its frames as image files, with qwen-vl-utils' item settings
+// (fps, max_frames, min_pixels, max_pixels, total_pixels, ...; docs/models.md "Video input").
+struct VideoRef {
+  std::string path;                 // a video file (resolved like image paths); empty for frames
+  std::vector<std::string> frames;  // or its frames in order
+  nlohmann::json options = nlohmann::json::object();
+};
+
 struct Sample {
   std::string id;
   std::string source;                   // "<file>:<line>" for error reports
   std::vector<ImageRef> images;         // in order of appearance
+  std::vector<VideoRef> videos;         // in order of appearance (<video> placeholders)
   std::vector<text::Message> prompt;    // conversation up to the assistant's turn; image items
                                         // reference `images` by index and stand where <image> stood
   std::string response;                 // the assistant target (SFT), may be empty for GRPO

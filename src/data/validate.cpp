@@ -14,6 +14,7 @@
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "vision/image.h"
+#include "vision/video.h"
 
 namespace refract::data {
 
@@ -105,6 +106,43 @@ std::string validate_sample(Sample& s, const ValidateOptions& opts) {
     tokens[i] = (r.height / opts.preprocess.patch_size) * (r.width / opts.preprocess.patch_size) /
                 (opts.preprocess.merge_size * opts.preprocess.merge_size);
   }
+  // 1b. Videos: readable, and their token count as sampling (qwen-vl-utils) and the processor
+  // will give it, from the container's header (file) or the decoded frames (list of images).
+  std::vector<int64_t> video_tokens(s.videos.size(), 0);
+  for (size_t i = 0; i < s.videos.size() && opts.check_images; ++i) {
+    const VideoRef& v = s.videos[i];
+    const std::string shown = v.path.empty() ? "(" + std::to_string(v.frames.size()) + " frames)" : v.path;
+    if (!v.path.empty() && !std::filesystem::exists(v.path)) return "video not found: " + v.path;
+    try {
+      const vision::VideoOptions o = vision::video_options_from_json(v.options, "video " + shown);
+      int64_t n = 0;
+      vision::ResizedSize size;
+      if (!v.path.empty()) {
+        const vision::VideoPlan plan = vision::plan_video(vision::probe_video_file(v.path), o);
+        n = plan.nframes;
+        size = plan.size;
+      } else {
+        const vision::LoadedVideo lv = vision::load_video_image_list(v.frames, o);
+        n = static_cast<int64_t>(lv.frames.size());
+        size = {lv.frames[0].height, lv.frames[0].width};
+      }
+      const auto r = vision::smart_resize(size.height, size.width, opts.preprocess);
+      const int64_t tp = opts.preprocess.temporal_patch_size;
+      video_tokens[i] = (n + tp - 1) / tp * (r.height / opts.preprocess.patch_size) *
+                        (r.width / opts.preprocess.patch_size) / (opts.preprocess.merge_size * opts.preprocess.merge_size);
+    } catch (const std::exception& e) {
+      std::string why = without_location(e.what());
+      if (why.rfind(v.path + ": ", 0) == 0) why = why.substr(v.path.size() + 2);
+      return "unusable video " + shown + ": " + why;
+    }
+  }
+  for (auto& m : s.prompt)
+    for (auto& item : m.content)
+      if (item.kind == text::ContentItem::Kind::kVideo) {
+        if (item.video_index < 0 || item.video_index >= static_cast<int64_t>(s.videos.size()))
+          return "video item " + std::to_string(item.video_index) + " has no video";
+        item.video_tokens = video_tokens[static_cast<size_t>(item.video_index)];
+      }
   for (auto& m : s.prompt)
     for (auto& item : m.content)
       if (item.kind == text::ContentItem::Kind::kImage) {

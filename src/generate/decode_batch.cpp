@@ -99,6 +99,11 @@ int64_t DecodeBatch::add(const PromptInput& prompt, const RowConfig& config, int
     in.pixel_values = prompt.pixel_values.to(device, model_.dtype());
     in.image_grid_thw = prompt.image_grid_thw.to(torch::kLong).view({-1, 3});
   }
+  if (prompt.pixel_values_videos.defined() && prompt.pixel_values_videos.numel() > 0) {
+    in.pixel_values_videos = prompt.pixel_values_videos.to(device, model_.dtype());
+    in.video_grid_thw = prompt.video_grid_thw.to(torch::kLong).view({-1, 3});
+    if (prompt.second_per_grid_ts.defined()) in.second_per_grid_ts = prompt.second_per_grid_ts;
+  }
   in.logits_to_keep = 1;
   torch::Tensor logits = model_.forward(in, &cache).logits.select(1, 0);  // [1, V]
   if (num_generations > 1) {

@@ -107,7 +107,7 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
   torch::Tensor history;
   if (need_history) history = torch::zeros({num_prompts, capacity}, torch::kLong);
   bool any_padding = false;
-  std::vector<torch::Tensor> pixel_values, grids;
+  std::vector<torch::Tensor> pixel_values, grids, video_values, video_grids, video_seconds;
   for (int64_t p = 0; p < num_prompts; ++p) {
     const auto& ids = prompts[p].input_ids;
     const int64_t n = static_cast<int64_t>(ids.size());
@@ -126,6 +126,15 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
       pixel_values.push_back(prompts[p].pixel_values);
       grids.push_back(prompts[p].image_grid_thw.to(torch::kLong).view({-1, 3}));
     }
+    if (prompts[p].pixel_values_videos.defined() && prompts[p].pixel_values_videos.numel() > 0) {
+      const torch::Tensor grid = prompts[p].video_grid_thw.to(torch::kLong).view({-1, 3});
+      video_values.push_back(prompts[p].pixel_values_videos);
+      video_grids.push_back(grid);
+      // Absent seconds are 1.0 per video (as the model reads an undefined tensor).
+      video_seconds.push_back(prompts[p].second_per_grid_ts.defined()
+                                  ? prompts[p].second_per_grid_ts.to(torch::kFloat32).view({-1})
+                                  : torch::ones({grid.size(0)}, torch::kFloat32));
+    }
   }
 
   // ---- prefill: once per prompt ----------------------------------------------------------------
@@ -138,6 +147,11 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
   if (!pixel_values.empty()) {
     in.pixel_values = torch::cat(pixel_values, 0).to(device, model.dtype());
     in.image_grid_thw = torch::cat(grids, 0);
+  }
+  if (!video_values.empty()) {
+    in.pixel_values_videos = torch::cat(video_values, 0).to(device, model.dtype());
+    in.video_grid_thw = torch::cat(video_grids, 0);
+    in.second_per_grid_ts = torch::cat(video_seconds, 0);
   }
   in.logits_to_keep = 1;
   torch::Tensor logits = model.forward(in, &cache).logits.select(1, 0);  // [P, V]

@@ -32,6 +32,10 @@ struct PromptInput {
   std::vector<int64_t> input_ids;
   torch::Tensor pixel_values;    // [N, 1176] float; undefined when the prompt has no image
   torch::Tensor image_grid_thw;  // [I, 3] int64
+  // Videos, as model::ModelInputs names them (undefined when the prompt has no video).
+  torch::Tensor pixel_values_videos;  // [N, 1176] float
+  torch::Tensor video_grid_thw;       // [V, 3] int64
+  torch::Tensor second_per_grid_ts;   // [V] float (Qwen2.5-VL)
 };
 
 // A token's log-prob under the model's raw distribution (log_softmax of the logits over the

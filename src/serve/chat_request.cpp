@@ -20,6 +20,7 @@
 
 #include "common/check.h"
 #include "serve/api_error.h"
+#include "vision/video.h"
 
 namespace refract::serve {
 namespace {
@@ -85,8 +86,8 @@ std::string percent_decode(const std::string& s) {
 
 // One answer for every local path that cannot be used (missing, outside, unreadable, not a
 // file): a client must not learn whether a path exists or anything about it.
-ApiError local_path_refused(const std::string& param) {
-  return bad_request(param + ": this local image cannot be used: image files must lie under the server's "
+ApiError local_path_refused(const std::string& param, const std::string& kind = "image") {
+  return bad_request(param + ": this local " + kind + " cannot be used: " + kind + " files must lie under the server's "
                      "allowed_local_media_path",
                      param);
 }
@@ -96,23 +97,27 @@ bool lies_under(const std::string& path, const std::string& dir) {
          (dir == "/" || path[dir.size()] == '/');
 }
 
-// An image reference: a base64 data URL, or (when a directory is allowed) a local file.
-std::string check_image_url(const std::string& url, const RequestLimits& limits, const std::string& param) {
+// An image (video) reference: a base64 data URL, or (when a directory is allowed) a local file.
+std::string check_media_url(const std::string& url, const RequestLimits& limits, const std::string& param,
+                            const std::string& kind) {
   if (url.empty()) throw bad_request(param + " is empty", param);
   if (starts_with(url, "data:")) {
-    // ref: transformers load_image accepts data:image/<fmt>;base64,<payload> only.
-    if (!starts_with(url, "data:image/"))
-      throw bad_request(param + ": a data URL must have an image/* media type", param);
+    // ref: transformers load_image accepts data:image/<fmt>;base64,<payload> only (videos:
+    // vLLM's data:video/<fmt>;base64,<payload>).
+    if (!starts_with(url, "data:" + kind + "/"))
+      throw bad_request(param + ": a data URL must have an " + kind + "/* media type", param);
     const size_t comma = url.find(',');
     if (comma == std::string::npos || comma < 7 || url.compare(comma - 7, 7, ";base64") != 0)
-      throw bad_request(param + ": a data URL must be base64-encoded (data:image/png;base64,...)", param);
+      throw bad_request(param + ": a data URL must be base64-encoded (data:" + (kind == "image" ? "image/png" : "video/mp4") +
+                            ";base64,...)",
+                        param);
     return url;
   }
   if (is_remote_url(url))
-    throw bad_request(param + ": remote image URLs are not fetched; send a data: URL (base64)", param);
+    throw bad_request(param + ": remote " + kind + " URLs are not fetched; send a data: URL (base64)", param);
   // ref: vLLM --allowed-local-media-path: local files only when the server names a directory.
   if (limits.allowed_local_media_path.empty())
-    throw bad_request(param + ": local image files are disabled on this server (see allowed_local_media_path); "
+    throw bad_request(param + ": local " + kind + " files are disabled on this server (see allowed_local_media_path); "
                       "send a data: URL",
                       param);
   std::string path = url;
@@ -121,17 +126,17 @@ std::string check_image_url(const std::string& url, const RequestLimits& limits,
     if (starts_with(path, "//localhost/")) path = path.substr(11);
     else if (starts_with(path, "//")) path = path.substr(2);  // file:///abs -> /abs
     path = percent_decode(path);
-    if (!starts_with(path, "/")) throw local_path_refused(param);
+    if (!starts_with(path, "/")) throw local_path_refused(param, kind);
   }
-  if (path.find('\0') != std::string::npos) throw local_path_refused(param);
+  if (path.find('\0') != std::string::npos) throw local_path_refused(param, kind);
   // A relative path is relative to the allowed directory.
   if (!starts_with(path, "/")) path = limits.allowed_local_media_path + "/" + path;
   char resolved[PATH_MAX];
-  if (::realpath(path.c_str(), resolved) == nullptr) throw local_path_refused(param);
+  if (::realpath(path.c_str(), resolved) == nullptr) throw local_path_refused(param, kind);
   const std::string real(resolved);
   struct stat st {};
   if (!lies_under(real, limits.allowed_local_media_path) || ::stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
-    throw local_path_refused(param);
+    throw local_path_refused(param, kind);
   return real;
 }
 
@@ -174,11 +179,41 @@ text::ContentItem parse_part(const json& part, const std::string& role, ChatRequ
     }
     if (int64_t(req.image_urls.size()) >= limits.max_images)
       throw bad_request("too many images: at most " + std::to_string(limits.max_images) + " per request", param);
-    req.image_urls.push_back(check_image_url(url, limits, url_param));
+    req.image_urls.push_back(check_media_url(url, limits, url_param, "image"));
     req.image_params.push_back(url_param);
     return text::ContentItem::make_image(int64_t(req.image_urls.size()) - 1);
   }
-  throw bad_request(param + ".type '" + type + "' is not supported (text, image_url)", param + ".type");
+  if (type == "video_url") {
+    // ref: vLLM {"type": "video_url", "video_url": {"url": ...}}; qwen-vl-utils' sampling keys
+    // (fps, max_frames, min_pixels, max_pixels, total_pixels, ...) may sit beside it.
+    if (role != "user") throw bad_request(param + ": videos are only allowed in user messages", param);
+    if (!part.contains("video_url")) throw bad_request(param + ".video_url is required", param + ".video_url");
+    const json& vu = part["video_url"];
+    const std::string url_param = param + ".video_url.url";
+    std::string url;
+    if (vu.is_string()) {
+      url = vu.get<std::string>();
+    } else if (vu.is_object()) {
+      for (const auto& [k, v] : vu.items())
+        if (k != "url") throw bad_request(param + ".video_url: unrecognized field '" + k + "'", param + ".video_url." + k);
+      if (!vu.contains("url")) throw bad_request(url_param + " is required", url_param);
+      url = get_string(vu["url"], url_param);
+    } else {
+      throw bad_request(param + ".video_url must be an object, got " + type_name(vu), param + ".video_url");
+    }
+    try {
+      vision::video_options_from_json(part, param);
+    } catch (const Error& e) {
+      throw bad_request(client_text(e.what()), param);
+    }
+    if (int64_t(req.video_urls.size()) >= limits.max_videos)
+      throw bad_request("too many videos: at most " + std::to_string(limits.max_videos) + " per request", param);
+    req.video_urls.push_back(check_media_url(url, limits, url_param, "video"));
+    req.video_params.push_back(url_param);
+    req.video_items.push_back(part);
+    return text::ContentItem::make_video(int64_t(req.video_urls.size()) - 1);
+  }
+  throw bad_request(param + ".type '" + type + "' is not supported (text, image_url, video_url)", param + ".type");
 }
 
 text::Message parse_message(const json& m, ChatRequest& req, const RequestLimits& limits, const std::string& param) {

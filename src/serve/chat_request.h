@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "text/chat_template.h"
 
 namespace refract::serve {
@@ -18,6 +20,7 @@ struct RequestLimits {
   int64_t max_completion_length = 512;    // upper bound (and default) of max_tokens
   int64_t max_n = 16;
   int64_t max_images = 8;
+  int64_t max_videos = 2;
   int64_t max_stop = 4;                   // OpenAI: up to 4 stop sequences
   int64_t max_json_depth = 64;            // nesting of the body (a nesting bomb costs memory)
   int64_t max_json_values = 100000;       // values in the body ([0,0,0,...] costs 16 bytes each)
@@ -33,6 +36,11 @@ struct ChatRequest {
   std::vector<text::Message> messages;    // image items reference image_urls by index
   std::vector<std::string> image_urls;    // data: URLs or canonical local paths (under the allowed dir)
   std::vector<std::string> image_params;  // the field each image came from (for errors)
+  // Videos ({"type": "video_url", "video_url": {"url"}} as vLLM), like images, and their
+  // qwen-vl-utils sampling keys given in the part (fps, max_frames, max_pixels, ...).
+  std::vector<std::string> video_urls;
+  std::vector<std::string> video_params;
+  std::vector<nlohmann::json> video_items;
   double temperature = 1.0;               // 0 = greedy (OpenAI: 0..2)
   double top_p = 1.0;                     // (0, 1]
   int64_t top_k = 0;                      // 0 = off (vLLM extension; -1 also means off)

@@ -194,6 +194,7 @@ std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
   const text::Tokenizer& tok = m.opened.tok();
   auto p = std::make_shared<PreparedChat>();
   const std::vector<vision::Preprocessed> images = load_request_images(req, m.opened.processor, m.config.media);
+  std::vector<RequestVideo> videos = load_request_videos(req, m.opened.processor, m.config.media);
   const text::EncodedChat chat = text::apply_chat_template(tok, req.messages, /*add_generation_prompt=*/true);
   const int64_t prompt_len = static_cast<int64_t>(chat.ids.size());
   const int64_t max_len = m.config.max_model_len;
@@ -219,6 +220,18 @@ std::shared_ptr<PreparedChat> ChatEngine::prepare(ChatRequest req) const {
   const model::ImageTensors it = model::to_image_tensors(images);
   p->prompt.pixel_values = it.pixel_values;
   p->prompt.image_grid_thw = it.image_grid_thw;
+  if (!videos.empty()) {
+    std::vector<vision::PreprocessedVideo> processed;
+    std::vector<double> seconds;
+    for (RequestVideo& v : videos) {
+      processed.push_back(std::move(v.processed));
+      seconds.push_back(v.second_per_grid_t);
+    }
+    const model::VideoTensors vt = model::to_video_tensors(processed, seconds);
+    p->prompt.pixel_values_videos = vt.pixel_values_videos;
+    p->prompt.video_grid_thw = vt.video_grid_thw;
+    p->prompt.second_per_grid_ts = vt.second_per_grid_ts;
+  }
   p->request = std::move(req);
   return p;
 }

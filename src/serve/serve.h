@@ -25,6 +25,7 @@ struct ServeSettings : model::ModelSettings {
   int64_t max_completion_length = 512;  // default and upper bound of max_tokens (TRL name)
   int64_t max_num_completions = 16;     // upper bound of n
   int64_t max_images = 8;               // per request
+  int64_t max_videos = 2;               // per request (video_url parts)
   int64_t max_body_mb = 32;             // request body limit (Content-Length and chunked alike)
   int64_t max_model_len = 8192;         // prompt tokens (images expanded) + max_tokens (vLLM name)
   int64_t max_image_pixels = 4096 * 4096;  // decoded width * height, checked on the header

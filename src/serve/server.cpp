@@ -146,6 +146,7 @@ void declare(Options& o, ServeSettings& s) {
   o.add("max_completion_length", &s.max_completion_length, "default and maximum max_tokens per completion");
   o.add("max_num_completions", &s.max_num_completions, "maximum n per request");
   o.add("max_images", &s.max_images, "maximum images per request");
+  o.add("max_videos", &s.max_videos, "maximum videos (video_url parts) per request");
   o.add("max_body_mb", &s.max_body_mb, "maximum request body size in MiB (413 above; chunked bodies too)");
   o.add("max_model_len", &s.max_model_len, "maximum prompt tokens (images expanded) + max_tokens per request");
   o.add("max_image_pixels", &s.max_image_pixels, "maximum decoded width * height of a request image (read from its header)");
@@ -172,6 +173,7 @@ void run_serve(const ServeSettings& settings) {
   REFRACT_CHECK(s.max_model_len >= 2) << "max_model_len must be >= 2";
   REFRACT_CHECK(s.max_image_pixels >= 1) << "max_image_pixels must be >= 1";
   REFRACT_CHECK(s.max_images >= 0) << "max_images must be >= 0";
+  REFRACT_CHECK(s.max_videos >= 0) << "max_videos must be >= 0";
   REFRACT_CHECK(s.max_queued_requests >= 1) << "max_queued_requests must be >= 1";
   REFRACT_CHECK(s.request_timeout > 0) << "request_timeout must be > 0";
   REFRACT_CHECK(s.read_timeout >= 1) << "read_timeout must be >= 1";
@@ -190,6 +192,7 @@ void run_serve(const ServeSettings& settings) {
   limits.max_completion_length = s.max_completion_length;
   limits.max_n = s.max_num_completions;
   limits.max_images = s.max_images;
+  limits.max_videos = s.max_videos;
   if (!s.allowed_local_media_path.empty())
     limits.allowed_local_media_path = canonical_media_dir(s.allowed_local_media_path);
   const std::string name = model_name(s);
@@ -203,6 +206,7 @@ void run_serve(const ServeSettings& settings) {
   ec.media.max_image_pixels = s.max_image_pixels;
   ec.media.max_file_bytes = limits.max_body_bytes;
   ec.media.allowed_local_media_path = limits.allowed_local_media_path;
+  ec.media.max_video_tokens = s.max_model_len;  // a video that cannot fit is refused before decoding
   ChatEngine engine(ec);
 
   const int64_t created = unix_now();

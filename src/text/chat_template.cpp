@@ -24,11 +24,13 @@ void walk_chat(const std::vector<Message>& messages, bool add_generation_prompt,
       if (item.kind == ContentItem::Kind::kText) {
         sink.text(item.text, trained);
       } else {
-        // The template writes one <|image_pad|>; the processor then repeats it t*h*w/4 times.
-        // Before preprocessing (image_tokens == 0) the single pad of the template is kept.
+        // The template writes one <|image_pad|> (<|video_pad|>); the processor then repeats it
+        // t*h*w/4 times. Before preprocessing (tokens == 0) the template's single pad is kept.
+        const bool video = item.kind == ContentItem::Kind::kVideo;
         sink.special("<|vision_start|>", false);
-        const int64_t pads = item.image_tokens > 0 ? item.image_tokens : 1;
-        for (int64_t i = 0; i < pads; ++i) sink.special("<|image_pad|>", false);
+        const int64_t tokens = video ? item.video_tokens : item.image_tokens;
+        const int64_t pads = tokens > 0 ? tokens : 1;
+        for (int64_t i = 0; i < pads; ++i) sink.special(video ? "<|video_pad|>" : "<|image_pad|>", false);
         sink.special("<|vision_end|>", false);
       }
     }

@@ -24,6 +24,10 @@ struct EncodedSample {
   std::vector<uint8_t> labels_mask;   // [full_ids] 1 on assistant tokens (SFT only)
   torch::Tensor pixel_values;         // [N, 1176] float (CPU); undefined without images
   torch::Tensor image_grid_thw;       // [I, 3] int64
+  // Videos (read and sampled as qwen-vl-utils does; docs/models.md "Video input").
+  torch::Tensor pixel_values_videos;  // [N, 1176] float (CPU); undefined without videos
+  torch::Tensor video_grid_thw;       // [V, 3] int64
+  torch::Tensor second_per_grid_ts;   // [V] float
   std::vector<rewards::ImageSize> image_sizes;
   std::string prompt_text;            // rendered prompt (logs, rewards)
 };
@@ -35,5 +39,8 @@ EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& t
 // Concatenates per-sample image tensors (rows of the batch in order).
 void concat_images(const std::vector<const EncodedSample*>& rows, torch::Tensor* pixel_values,
                    torch::Tensor* image_grid_thw);
+// The same for videos (undefined tensors when no row has one).
+void concat_videos(const std::vector<const EncodedSample*>& rows, torch::Tensor* pixel_values_videos,
+                   torch::Tensor* video_grid_thw, torch::Tensor* second_per_grid_ts);
 
 }  // namespace refract::train

@@ -48,7 +48,9 @@ std::vector<std::vector<GreedyCompletion>> generate_for_eval(const model::Opened
     std::vector<generate::PromptInput> prompts;
     std::vector<EncodedSample> enc;
     for (size_t i = s; i < e; ++i) enc.push_back(encode_sample(samples[i], tok, m.processor, false));
-    for (const auto& en : enc) prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw});
+    for (const auto& en : enc)
+      prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw, en.pixel_values_videos, en.video_grid_thw,
+                         en.second_per_grid_ts});
     generate::GenerationConfig gc;
     gc.max_new_tokens = g.max_new_tokens;
     gc.do_sample = k > 1;

@@ -121,6 +121,11 @@ class GrpoTrainer {
     for (int64_t i = p0; i < p1; ++i) {
       const int64_t idx = setup_.order->at(round_id * num_prompts + i);
       const EncodedSample& e = setup_.cache->encode(idx, false);
+      // Rollouts could take videos (generate::PromptInput does); the policy / reference
+      // log-prob batches and the image-embedding cache do not carry them yet.
+      REFRACT_CHECK(!e.pixel_values_videos.defined())
+          << setup_.samples[static_cast<size_t>(idx)].source
+          << ": GRPO on video samples is not supported yet (sft, eval, infer and serve take them)";
       generate::PromptInput pi;
       pi.input_ids = e.prompt_ids;
       pi.pixel_values = e.pixel_values;

@@ -95,6 +95,11 @@ class SftTrainer {
         in.pixel_values = in.pixel_values.to(setup_.device(), model.dtype());
         in.image_grid_thw = in.image_grid_thw.to(setup_.device());
       }
+      concat_videos(rows, &in.pixel_values_videos, &in.video_grid_thw, &in.second_per_grid_ts);
+      if (in.pixel_values_videos.defined()) {
+        in.pixel_values_videos = in.pixel_values_videos.to(setup_.device(), model.dtype());
+        in.video_grid_thw = in.video_grid_thw.to(setup_.device());
+      }
       model::ModelOutput out;
       {
         model::AutocastScope autocast(setup_.device(), cfg_.bf16);  // forward only; the loss is fp32

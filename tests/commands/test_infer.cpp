@@ -16,6 +16,7 @@
 #include "model/qwen2_5_vl.h"
 #include "text/tokenizer.h"
 #include "test_device.h"
+#include "vision/preprocess_video.h"
 
 namespace refract::commands {
 namespace {
@@ -109,6 +110,72 @@ TEST(Infer, MatchesHandComposedPromptAndUncachedGreedy) {
   }
   EXPECT_EQ(out[0].num_tokens, static_cast<int64_t>(completion.size()));
   EXPECT_EQ(out[0].finish_reason, finish);
+  EXPECT_EQ(out[0].text, tok.decode(completion, /*skip_special_tokens=*/true));
+  fs::remove_all(dir);
+}
+
+// A video through `refract infer` (FFmpeg decode, qwen-vl-utils sampling at fps 3 -> 6 of 12
+// frames, sample_fps 3, second_per_grid_ts 2/3) against the frames qwen-vl-utils itself gave
+// for the same clip and settings (tests/fixtures/video/fetch.safetensors), the processor's
+// video path, the prompt spelled out and uncached greedy decoding with those seconds.
+TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
+  auto tok = text::Tokenizer::from_file(kFixtures + "/tokenizer");
+  const std::string dir = make_model_dir(tok);
+  const int64_t new_tokens = 5;
+  InferSettings s;
+  s.model_name_or_path = dir;
+  s.device = refract::testing::test_device_name();
+  s.video = {kFixtures + "/video/clips/landscape.mp4"};
+  s.video_fps = 3;
+  s.video_min_pixels = 4 * 28 * 28;
+  s.video_max_pixels = 8 * 28 * 28;
+  s.prompt = "What changes?";
+  s.generation.max_new_tokens = new_tokens;
+  const auto out = run_infer(s);
+  ASSERT_EQ(out.size(), 1u);
+
+  const auto golden = io::load_tensors(kFixtures + "/video/fetch.safetensors");
+  const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();  // [6, 56, 56, 3] uint8
+  ASSERT_EQ(frames.size(0), 6);
+  std::vector<vision::Image> images;
+  for (int64_t f = 0; f < frames.size(0); ++f) {
+    vision::Image im;
+    im.height = frames.size(1);
+    im.width = frames.size(2);
+    const uint8_t* p = frames[f].data_ptr<uint8_t>();
+    im.rgb.assign(p, p + im.height * im.width * 3);
+    images.push_back(std::move(im));
+  }
+  const vision::PreprocessedVideo pv = vision::preprocess_video(images, vision::PreprocessConfig{});
+  ASSERT_EQ(pv.num_video_tokens(), 3 * 4 * 4 / 4);  // grid 3x4x4
+  std::string pads;
+  for (int64_t i = 0; i < pv.num_video_tokens(); ++i) pads += "<|video_pad|>";
+  const std::string chat = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                           "<|vision_start|>" + pads + "<|vision_end|>What changes?<|im_end|>\n"
+                           "<|im_start|>assistant\n";
+  auto ids32 = tok.encode(chat);
+  std::vector<int64_t> seq(ids32.begin(), ids32.end());
+  const torch::Device dev = refract::testing::test_device();
+  auto m = model::load_pretrained(dir, dev, "float32");
+  m->eval();
+  torch::NoGradGuard ng;
+  const int64_t im_end = tok.token_to_id("<|im_end|>");
+  const int64_t endoftext = tok.token_to_id("<|endoftext|>");
+  std::vector<int32_t> completion;
+  for (int64_t k = 0; k < new_tokens; ++k) {
+    model::ModelInputs in;
+    in.input_ids = torch::tensor(seq, torch::kLong).unsqueeze(0).to(dev);
+    in.pixel_values_videos =
+        torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32).to(dev);
+    in.video_grid_thw = torch::tensor(std::vector<int64_t>(pv.grid_thw.begin(), pv.grid_thw.end())).view({1, 3});
+    in.second_per_grid_ts = torch::tensor(std::vector<float>{2.0f / 3.0f});  // temporal_patch_size / sample_fps
+    in.logits_to_keep = 1;
+    const int64_t next = m->forward(in).logits[0][0].argmax().item<int64_t>();
+    completion.push_back(static_cast<int32_t>(next));
+    seq.push_back(next);
+    if (next == im_end || next == endoftext) break;
+  }
+  EXPECT_EQ(out[0].num_tokens, static_cast<int64_t>(completion.size()));
   EXPECT_EQ(out[0].text, tok.decode(completion, /*skip_special_tokens=*/true));
   fs::remove_all(dir);
 }

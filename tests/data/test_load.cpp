@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "common/check.h"
 #include "data/load.h"
@@ -374,4 +375,61 @@ TEST(Prompt, BuildContentAndSolutions) {
   EXPECT_EQ(parse_solution("0042", "").value, nlohmann::json("0042"));  // not JSON: leading zeros
   EXPECT_EQ(parse_solution("123", "ocr").value, nlohmann::json("123"));
   EXPECT_EQ(parse_solution("[1, 2, 3, 4]", "").inferred_task, "rec");
+}
+
+// Videos in ms-swift / LLaMA-Factory records ("videos": [...] with <video> placeholders) and in
+// OpenAI-style content parts ({"type": "video", "video": ..., "fps": ...}, qwen-vl-utils keys);
+// a video given as its frames; every bad video reported with its line. Token counts by hand:
+// the 12-frame 64x48 clip at fps 2 -> 4 frames of 280x392 (min_pixels 128*28*28) -> 2 x 10 x 14
+// = 280 tokens; at fps 3 with max_pixels 8*28*28 -> 6 frames of 56x56 -> 3 x 2 x 2 = 12.
+TEST(SwiftJsonl, VideosWithPlaceholdersPartsAndFrames) {
+  const std::string clips = std::string(REFRACT_FIXTURES_DIR) + "/video/clips";
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("refract_video_data_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "videos.jsonl").string();
+  {
+    std::ofstream f(file);
+    f << R"({"messages": [{"role": "user", "content": "<video>What moves?"}, {"role": "assistant", "content": "a box"}], "videos": ["landscape.mp4"]})" "\n"
+      << R"({"messages": [{"role": "user", "content": [{"type": "video", "video": "landscape.mp4", "fps": 3, "min_pixels": 3136, "max_pixels": 6272}, {"type": "text", "text": "Count."}]}, {"role": "assistant", "content": "2"}]})" "\n"
+      << R"({"query": "Is <image> in <video>?", "response": "yes", "images": ["list_0.png"], "videos": [["list_0.png", "list_1.png", "list_2.png"]]})" "\n"
+      << R"({"query": "<video><video>", "response": "x", "videos": ["landscape.mp4"]})" "\n"
+      << R"({"query": "<video>", "response": "x", "videos": ["missing.mp4"]})" "\n"
+      << R"({"query": "<video>", "response": "x", "videos": [{"video": "landscape.mp4", "fsp": 1}]})" "\n"
+      << R"({"query": "<video>", "response": "x", "videos": ["list_0.png"]})" "\n";
+  }
+  DataConfig c = base(file);
+  c.image_folders = clips;
+  Dataset d = load_dataset(c);
+  validate_dataset(d, validate_options(c, nullptr));
+  const FileReport& r = d.reports[0];
+  EXPECT_EQ(r.read, 7);
+  ASSERT_EQ(d.samples.size(), 3u) << format_report(d);
+  auto video_at = [](const Sample& s, size_t m, size_t k) { return s.prompt[m].content[k]; };
+  const Sample& s0 = d.samples[0];
+  ASSERT_EQ(s0.videos.size(), 1u);
+  EXPECT_EQ(s0.videos[0].path, clips + "/landscape.mp4");
+  EXPECT_EQ(video_at(s0, 0, 0).kind, Kind::kVideo);
+  EXPECT_EQ(video_at(s0, 0, 0).video_tokens, 280);
+  EXPECT_EQ(video_at(s0, 0, 1).text, "What moves?");
+  const Sample& s1 = d.samples[1];
+  EXPECT_EQ(s1.videos[0].options, nlohmann::json::parse(R"({"fps": 3, "min_pixels": 3136, "max_pixels": 6272})"));
+  EXPECT_EQ(video_at(s1, 0, 0).video_tokens, 12);
+  const Sample& s2 = d.samples[2];
+  ASSERT_EQ(s2.videos[0].frames.size(), 3u);
+  EXPECT_EQ(s2.prompt[0].content.size(), 5u);  // 'Is ' <img> ' in ' <video> '?'
+  EXPECT_EQ(video_at(s2, 0, 1).kind, Kind::kImage);
+  EXPECT_EQ(video_at(s2, 0, 3).kind, Kind::kVideo);
+  EXPECT_EQ(video_at(s2, 0, 3).video_tokens, 280);  // 3 frames padded to 4 of 280x392 (fetch.json list_default)
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"4", "2 <video> placeholder(s) but 1 video(s)"},
+      {"5", "video not found: " + clips + "/missing.mp4"},
+      {"6", "unknown video key 'fsp'"},
+      {"7", "unusable video " + clips + "/list_0.png"},
+  };
+  ASSERT_EQ(r.rejected.size(), want.size()) << format_report(d);
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(r.rejected[i].where, file + ":" + want[i].first);
+    EXPECT_NE(r.rejected[i].reason.find(want[i].second), std::string::npos) << r.rejected[i].reason;
+  }
+  std::filesystem::remove_all(dir);
 }

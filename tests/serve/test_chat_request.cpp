@@ -2,6 +2,9 @@
 // field (OpenAI's error shape); well-formed requests parse to the intended settings.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -465,6 +468,102 @@ TEST(ServeRequestImages, UndecodableOrRejectedImagesAre400s) {
     } catch (const ApiError& e) {
       EXPECT_EQ(e.status, 400);
       EXPECT_EQ(e.param, "messages[0].content[1].image_url.url");
+      EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Videos as vLLM takes them ({"type": "video_url", "video_url": {"url"}}), with qwen-vl-utils'
+// sampling keys beside: data:video/* URLs and allowed local files; the sampled video's tokens
+// fill the item; bad parts, not-videos and videos too large for the server are 400s naming the
+// field, the last before any frame is decoded.
+TEST(ServeRequestVideos, DataUrlsAndFilesAreSampledAsQwenVlUtils) {
+  const std::string clip = std::string(REFRACT_FIXTURES_DIR) + "/video/clips/landscape.mp4";
+  TempDir dir("vid");
+  std::filesystem::copy_file(clip, dir.file("clip.mp4"));
+  const std::string url = "data:video/mp4;base64," + testing::base64_encode(read_file(clip));
+  const json body = {{"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         {{{"type", "video_url"}, {"video_url", {{"url", url}}}, {"fps", 3}, {"min_pixels", 3136},
+                           {"max_pixels", 6272}},
+                          {{"type", "text"}, {"text", "and"}},
+                          {{"type", "video_url"}, {"video_url", {{"url", "clip.mp4"}}}, {"max_frames", 2},
+                           {"min_pixels", 3136}, {"max_pixels", 6272}}}}}}}};
+  RequestLimits limits = test_limits();
+  limits.max_body_bytes = 1 << 20;
+  limits.allowed_local_media_path = canonical_media_dir(dir.path.string());
+  ChatRequest r = parse_chat_request(body.dump(), limits);
+  ASSERT_EQ(r.video_urls.size(), 2u);
+  EXPECT_EQ(r.messages[0].content[0].kind, text::ContentItem::Kind::kVideo);
+  MediaLimits media;
+  media.allowed_local_media_path = limits.allowed_local_media_path;
+  const auto videos = load_request_videos(r, vision::PreprocessConfig{}, media);
+  ASSERT_EQ(videos.size(), 2u);
+  // fps 3 of a 12-frame 6 fps clip: 6 frames of 56x56 (fetch.json landscape_fps3_small),
+  // sample_fps 3 -> 2/3 s per temporal patch; max_frames 2: 2 frames, sample_fps 1 -> 2 s.
+  EXPECT_EQ(videos[0].processed.grid_thw, (std::array<int64_t, 3>{3, 4, 4}));
+  EXPECT_DOUBLE_EQ(videos[0].second_per_grid_t, 2.0 / 3.0);
+  EXPECT_EQ(videos[1].processed.grid_thw, (std::array<int64_t, 3>{1, 4, 4}));
+  EXPECT_DOUBLE_EQ(videos[1].second_per_grid_t, 2.0);
+  EXPECT_EQ(r.messages[0].content[0].video_tokens, 12);
+  EXPECT_EQ(r.messages[0].content[2].video_tokens, 4);
+}
+
+TEST(ServeRequestVideos, BadVideosAre400sNamingTheField) {
+  const std::string clip_url = "data:video/mp4;base64," +
+                               testing::base64_encode(read_file(std::string(REFRACT_FIXTURES_DIR) + "/video/clips/landscape.mp4"));
+  const std::string bomb = "YUV4MPEG2 W15000 H15000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + std::string(16, '\x80');
+  RequestLimits limits = test_limits();
+  limits.max_body_bytes = 1 << 20;
+  // Parse-time: the part's fields and URL.
+  const std::vector<BadCase> parse_cases = {
+      {"image_media_type", R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:image/png;base64,AAAA"}}]}])",
+       "messages[0].content[0].video_url.url", "video/*"},
+      {"remote", R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "https://x.org/a.mp4"}}]}])",
+       "messages[0].content[0].video_url.url", "remote video URLs"},
+      {"local_disabled", R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "/tmp/a.mp4"}}]}])",
+       "messages[0].content[0].video_url.url", "local video files are disabled"},
+      {"bad_key", R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AA"}, "fsp": 2}]}])",
+       "messages[0].content[0]", "unknown video key 'fsp'"},
+      {"bad_fps", R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AA"}, "fps": "x"}]}])",
+       "messages[0].content[0]", "fps must be a number"},
+      {"assistant", R"([{"role": "assistant", "content": [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AA"}}]}])",
+       "messages[0].content[0]", "only allowed in user messages"},
+      {"too_many", R"([{"role": "user", "content": [{"type": "video_url", "video_url": "data:video/mp4;base64,AA"}, {"type": "video_url", "video_url": "data:video/mp4;base64,AA"}, {"type": "video_url", "video_url": "data:video/mp4;base64,AA"}]}])",
+       "messages[0].content[2]", "too many videos"},
+  };
+  for (const BadCase& c : parse_cases) {
+    SCOPED_TRACE(c.name);
+    try {
+      parse_chat_request(with_messages(c.body), limits);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, c.param);
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+  }
+  // Load-time: not a video, a header declaring huge frames, more tokens than the server takes.
+  MediaLimits small;
+  small.max_video_tokens = 100;
+  const std::vector<std::tuple<std::string, json, MediaLimits, std::string>> load_cases = {
+      {"not_a_video", json{{"type", "video_url"}, {"video_url", "data:video/mp4;base64," + testing::base64_encode("just text")}},
+       MediaLimits{}, "cannot use this video"},
+      {"bomb", json{{"type", "video_url"}, {"video_url", "data:video/x-yuv4mpeg;base64," + testing::base64_encode(bomb)}},
+       MediaLimits{}, "frames of 15000x15000"},
+      {"too_many_tokens", json{{"type", "video_url"}, {"video_url", clip_url}}, small, "this server takes at most 100"},
+  };
+  for (const auto& [name, part, media, msg] : load_cases) {
+    SCOPED_TRACE(name);
+    const json body = {{"messages", {{{"role", "user"}, {"content", {part}}}}}};
+    ChatRequest r = parse_chat_request(body.dump(), limits);
+    try {
+      load_request_videos(r, vision::PreprocessConfig{}, media);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.param, "messages[0].content[0].video_url.url");
       EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
     }
   }

@@ -23,6 +23,8 @@
 #include "vision/image.h"
 #include "vision/preprocess.h"
 #include "test_device.h"
+#include "vision/preprocess_video.h"
+#include "io/torch_tensors.h"
 
 namespace refract::serve {
 namespace {
@@ -122,6 +124,7 @@ class ServeFixture : public ::testing::Test {
   }
 
   void check_greedy_image_chat();
+  void check_greedy_video_chat();
 
   static inline TempDir* dir_ = nullptr;
   static inline std::string model_dir_, image_path_, start_error_;
@@ -195,7 +198,106 @@ void ServeFixture<Family>::check_greedy_image_chat() {
             << choice["finish_reason"] << ")\n";
 }
 
+// A video_url data URL (the fixture clip; fps 3 with small frames, qwen-vl-utils keys beside
+// it) against generate() on a prompt built from the frames qwen-vl-utils itself gave for that
+// clip and those settings (tests/fixtures/video/fetch.safetensors), the processor's video path
+// and second_per_grid_ts = 2 / 3 (sample_fps 3).
+template <class Family>
+void ServeFixture<Family>::check_greedy_video_chat() {
+  const std::string clip = std::string(REFRACT_FIXTURES_DIR) + "/video/clips/landscape.mp4";
+  const json body = {{"model", "tiny-vl"},
+                     {"temperature", 0},
+                     {"max_tokens", kMaxTokens},
+                     {"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         {{{"type", "video_url"},
+                           {"video_url", {{"url", "data:video/mp4;base64," + base64_encode(read_file(clip))}}},
+                           {"fps", 3},
+                           {"min_pixels", 3136},
+                           {"max_pixels", 6272}},
+                          {{"type", "text"}, {"text", "What changes?"}}}}}}}};
+  auto c = client();
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+
+  torch::set_num_threads(1);
+  const text::Tokenizer tok = text::Tokenizer::from_file(model_dir_);
+  const auto golden = io::load_tensors(std::string(REFRACT_FIXTURES_DIR) + "/video/fetch.safetensors");
+  const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();  // [6, 56, 56, 3] uint8
+  std::vector<vision::Image> images;
+  for (int64_t f = 0; f < frames.size(0); ++f) {
+    vision::Image im;
+    im.height = frames.size(1);
+    im.width = frames.size(2);
+    const uint8_t* p = frames[f].data_ptr<uint8_t>();
+    im.rgb.assign(p, p + im.height * im.width * 3);
+    images.push_back(std::move(im));
+  }
+  const vision::PreprocessedVideo pv = vision::preprocess_video(images, vision::PreprocessConfig{});
+  const std::vector<text::Message> messages = {
+      {"user", {text::ContentItem::make_video(0, pv.num_video_tokens()), text::ContentItem::make_text("What changes?")}}};
+  const text::EncodedChat chat = text::apply_chat_template(tok, messages, /*add_generation_prompt=*/true);
+  generate::PromptInput prompt;
+  prompt.input_ids.assign(chat.ids.begin(), chat.ids.end());
+  prompt.pixel_values_videos = torch::from_blob(const_cast<float*>(pv.pixel_values.data()), {pv.rows, 1176}, torch::kFloat32).clone();
+  prompt.video_grid_thw = torch::tensor(std::vector<int64_t>(pv.grid_thw.begin(), pv.grid_thw.end())).view({1, 3});
+  prompt.second_per_grid_ts = torch::tensor(std::vector<float>{2.0f / 3.0f});
+  const torch::Device dev = refract::testing::test_device();
+  auto model = model::load_pretrained(model_dir_, dev, "float32");
+  model->eval();
+  generate::GenerationConfig gen;
+  gen.do_sample = false;
+  gen.max_new_tokens = kMaxTokens;
+  const json gcfg = json::parse(read_file(model_dir_ + "/generation_config.json"));
+  gen.stop_token_ids = gcfg["eos_token_id"].is_array() ? gcfg["eos_token_id"].get<std::vector<int64_t>>()
+                                                       : std::vector<int64_t>{gcfg["eos_token_id"].get<int64_t>()};
+  gen.pad_token_id = 4000;
+  const auto direct = generate::generate(*model, {prompt}, gen);
+  const generate::Completion& d = direct.completions[0];
+  std::vector<int32_t> ids(d.ids.begin(), d.ids.end());
+  if (d.finish_reason == generate::FinishReason::kEos) ids.pop_back();
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(), tok.decode(ids, /*skip_special_tokens=*/true));
+  EXPECT_EQ(j["usage"]["prompt_tokens"], int64_t(chat.ids.size()));
+  EXPECT_EQ(pv.num_video_tokens(), 12);
+
+  // The served log-probs equal a full forward with the video and its seconds per temporal
+  // patch; for Qwen2.5-VL (time positions scaled by them) they differ from the forward with
+  // the default 1.0, so the seconds demonstrably reach the model.
+  json lp_body = body;
+  lp_body["logprobs"] = true;
+  auto lp_res = c.Post("/v1/chat/completions", lp_body.dump(), "application/json");
+  ASSERT_TRUE(lp_res);
+  ASSERT_EQ(lp_res->status, 200) << lp_res->body;
+  const json lp_json = json::parse(lp_res->body);
+  const json& entries = lp_json["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(entries.size(), d.ids.size());
+  std::vector<int64_t> full = prompt.input_ids;
+  full.insert(full.end(), d.ids.begin(), d.ids.end());
+  auto forward_logprobs = [&](float seconds) {
+    model::ModelInputs in;
+    in.input_ids = torch::tensor(full, torch::kLong).view({1, -1}).to(dev);
+    in.pixel_values_videos = prompt.pixel_values_videos.to(dev);
+    in.video_grid_thw = prompt.video_grid_thw;
+    in.second_per_grid_ts = torch::tensor(std::vector<float>{seconds});
+    return model->forward(in).logits[0].log_softmax(-1).cpu();  // [S, V]
+  };
+  const torch::Tensor with_seconds = forward_logprobs(2.0f / 3.0f), with_one = forward_logprobs(1.0f);
+  const int64_t p0 = int64_t(prompt.input_ids.size());
+  double max_gap = 0;
+  for (size_t t = 0; t < entries.size(); ++t) {
+    const int64_t id = d.ids[t];
+    EXPECT_NEAR(entries[t]["logprob"].get<double>(), with_seconds[p0 - 1 + int64_t(t)][id].item<double>(), 1e-4);
+    max_gap = std::max(max_gap, std::abs(entries[t]["logprob"].get<double>() - with_one[p0 - 1 + int64_t(t)][id].item<double>()));
+  }
+  if (std::string(Family::name()) == "e2e") EXPECT_GT(max_gap, 1e-4) << "second_per_grid_ts must matter for Qwen2.5-VL";
+}
+
 TEST_F(ServeEndToEnd, GreedyImageChatEqualsDirectGenerate) { check_greedy_image_chat(); }
+TEST_F(ServeEndToEnd, GreedyVideoChatEqualsDirectGenerate) { check_greedy_video_chat(); }
+TEST_F(ServeEndToEndQwen2VL, GreedyVideoChatEqualsDirectGenerate) { check_greedy_video_chat(); }
 TEST_F(ServeEndToEndQwen2VL, GreedyImageChatEqualsDirectGenerate) { check_greedy_image_chat(); }
 
 TEST_F(ServeEndToEnd, SeededSamplingIsReproducibleAndGivesNChoices) {

@@ -146,6 +146,13 @@ class ServeSafety : public ::testing::Test {
     for (const auto& [k, v] : extra.items()) body[k] = v;
     return body;
   }
+  static json video_body(const std::string& url, const json& part_keys = json::object()) {
+    json part = {{"type", "video_url"}, {"video_url", {{"url", url}}}};
+    for (const auto& [k, v] : part_keys.items()) part[k] = v;
+    return {{"model", "tiny-vl"},
+            {"max_tokens", 4},
+            {"messages", {{{"role", "user"}, {"content", {part, {{"type", "text"}, {"text", "Hi."}}}}}}}};
+  }
   static std::string data_url(const std::string& mime, const std::string& bytes) {
     return "data:" + mime + ";base64," + base64_encode(bytes);
   }
@@ -271,6 +278,17 @@ TEST_F(ServeSafety, MalformedRequestBattery) {
        "must be in [0, 20]"},
       {"stream_with_bad_image", image_body(data_url("image/png", png_header(100000, 100000)), {{"stream", true}}).dump(),
        400, "messages[0].content[0].image_url.url", "max_image_pixels"},
+      // Videos: a 70-byte YUV4MPEG2 header declaring 60000x60000 frames, bytes that are no
+      // video, and a real clip whose sampling (fps 6: all 12 frames of 280x392) gives more
+      // tokens than max_model_len; each refused before a frame is decoded.
+      {"video_bomb", video_body(data_url("video/x-yuv4mpeg", "YUV4MPEG2 W15000 H15000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + std::string(16, 'x'))).dump(),
+       400, "messages[0].content[0].video_url.url", "frames of 15000x15000"},
+      {"not_a_video", video_body(data_url("video/mp4", ok_png)).dump(), 400, "messages[0].content[0].video_url.url",
+       "cannot use this video"},
+      {"video_too_many_tokens", video_body(data_url("video/mp4", read_file(std::string(REFRACT_FIXTURES_DIR) + "/video/clips/landscape.mp4")), {{"fps", 6}}).dump(),
+       400, "messages[0].content[0].video_url.url", "this server takes at most 300"},
+      {"video_unknown_key", video_body(data_url("video/mp4", "x"), {{"fsp", 1}}).dump(), 400, "messages[0].content[0]",
+       "unknown video key 'fsp'"},
       {"body_over_limit", json{{"messages", {{{"role", "user"}, {"content", std::string(1100000, 'a')}}}}}.dump(), 413,
        "", "max_body_mb"},
   };

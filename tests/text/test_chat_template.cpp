@@ -90,5 +90,30 @@ TEST(ChatTemplate, LeadingNewlineOfAnswerIsTrained) {
   EXPECT_EQ(tok.decode(masked_ids(e)), "\n\nHi<|im_end|>");
 }
 
+// A video item renders as Qwen2-VL / Qwen2.5-VL's chat_template.json writes it,
+// `{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>`,
+// in place among images and text; the processor then repeats <|video_pad|> t*h*w/4 times.
+TEST(ChatTemplate, VideoItemsUseVideoPadsInPlace) {
+  const std::vector<Message> raw = {
+      {"user", {ContentItem::make_image(0), ContentItem::make_video(0), ContentItem::make_text("Same scene?")}}};
+  EXPECT_EQ(render_chat_text(raw, true),
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+            "<|vision_start|><|image_pad|><|vision_end|><|vision_start|><|video_pad|><|vision_end|>Same scene?"
+            "<|im_end|>\n<|im_start|>assistant\n");
+  const std::vector<Message> expanded = {
+      {"user", {ContentItem::make_video(0, 3), ContentItem::make_text("x"), ContentItem::make_video(1, 2)}}};
+  const Tokenizer& tok = qwen_tokenizer();
+  const EncodedChat e = apply_chat_template(tok, expanded, true);
+  EXPECT_EQ(e.ids, tok.encode(render_chat_text(expanded, true)));
+  int video_pads = 0, image_pads = 0;
+  for (int32_t id : e.ids) {
+    video_pads += id == tok.token_to_id("<|video_pad|>");
+    image_pads += id == tok.token_to_id("<|image_pad|>");
+  }
+  EXPECT_EQ(video_pads, 5);
+  EXPECT_EQ(image_pads, 0);
+  EXPECT_EQ(tok.token_to_id("<|video_pad|>"), 151656);  // Qwen2.5's id (tokenizer fixture)
+}
+
 }  // namespace
 }  // namespace refract::text
