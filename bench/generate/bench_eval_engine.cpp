@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_cli.h"
@@ -83,14 +84,21 @@ int main(int argc, char** argv) {
   CLI::App app{"refract eval's generation: fixed generate() batches vs the serving engine"};
   std::string model_dir, data_files, image_folders;
   int64_t batch = 16, max_new_tokens = 64, reps = 3, threads = 2;
-  app.add_option("--model", model_dir, "model directory")->required();
-  app.add_option("--data_file_paths", data_files, "REC JSONL (VLM-R1 layout)")->required();
-  app.add_option("--image_folders", image_folders, "image root of the JSONL")->required();
+  app.add_option("--model", model_dir, "model directory (required)");
+  app.add_option("--data_file_paths", data_files, "REC JSONL (VLM-R1 layout) (required)");
+  app.add_option("--image_folders", image_folders, "image root of the JSONL (required)");
   app.add_option("--batch", batch, "per_device_eval_batch_size")->check(bench::positive_int());
   app.add_option("--max_new_tokens", max_new_tokens, "completion cap")->check(bench::positive_int());
   app.add_option("--reps", reps, "timed repetitions of each path (alternating)")->check(bench::positive_int());
   app.add_option("--threads", threads, "torch threads")->check(bench::positive_int());
   if (int code = bench::parse_args(app, argc, argv); code >= 0) return code;
+  // Checked after parsing (not CLI11's required()), so an unknown flag is named before these.
+  for (const auto& [flag, value] : {std::pair<const char*, std::string*>{"--model", &model_dir},
+                                    {"--data_file_paths", &data_files}, {"--image_folders", &image_folders}})
+    if (value->empty()) {
+      std::fprintf(stderr, "%s: %s is required (see --help)\n", app.get_name().c_str(), flag);
+      return 2;
+    }
 
   model::ModelSettings ms;
   ms.model_name_or_path = model_dir;
