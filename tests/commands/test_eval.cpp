@@ -98,6 +98,7 @@ TEST(Eval, EngineGivesTheFixedBatchPredictions) {
   const auto samples = data::load_dataset(dc).samples;
   model::ModelSettings ms;
   ms.model_name_or_path = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
+  ms.device = refract::testing::test_device_name();
   ms.threads = 2;
   const model::OpenedModel m = model::open_model(ms);
   m.model.ptr()->eval();
