@@ -20,7 +20,8 @@ void declare(Options& o, EvalConfig& c) {
   model::declare(o, static_cast<model::ModelSettings&>(c));
   o.add("task", &c.task, "metrics to compute; auto = the samples' task")
       .choices({"auto", "rec", "det", "count", "ocr", "cls"});
-  o.add("per_device_eval_batch_size", &c.per_device_eval_batch_size, "prompts per generation batch");
+  o.add("per_device_eval_batch_size", &c.per_device_eval_batch_size,
+        "prompts decoded together (x num_samples_per_prompt rows); sampled draws are seeded per batch of this many");
   o.add("max_new_tokens", &c.max_new_tokens, "generation length cap");
   o.add("coordinate_format", &c.coordinate_format, "rec / det: how predicted boxes are expressed")
       .choices({"absolute_resized", "normalized_1000", "absolute"});

@@ -27,7 +27,7 @@ namespace refract::commands {
 struct EvalConfig : model::ModelSettings {
   data::DataConfig data;                     // the training data keys (same YAML works)
   std::string task = "auto";                 // auto (from the samples) | rec | det | count | ocr | cls
-  int64_t per_device_eval_batch_size = 32;   // prompts per generation batch
+  int64_t per_device_eval_batch_size = 32;   // prompts decoded together (the engine's rows / k)
   int64_t max_new_tokens = 128;
   std::string coordinate_format = "absolute_resized";  // how predicted boxes are read (rec, det)
   bool lowercase = false;                    // ocr: compare case-insensitively

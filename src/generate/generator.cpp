@@ -65,6 +65,66 @@ bool hits_stop_string(const std::vector<int64_t>& ids, const std::vector<std::st
   return false;
 }
 
+PrefilledBatch prefill_batch(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts, int64_t pad_id,
+                             int64_t capacity) {
+  torch::NoGradGuard no_grad;
+  REFRACT_CHECK(!prompts.empty()) << "prefill_batch: no prompts";
+  const int64_t num_prompts = static_cast<int64_t>(prompts.size());
+  PrefilledBatch out;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    REFRACT_CHECK(!prompts[p].input_ids.empty()) << "prompt " << p << " has no tokens";
+    out.length = std::max<int64_t>(out.length, prompts[p].input_ids.size());
+  }
+  REFRACT_CHECK(capacity == 0 || capacity >= out.length)
+      << "prefill_batch: capacity " << capacity << " < the longest prompt (" << out.length << ")";
+  torch::Tensor input_ids = torch::full({num_prompts, out.length}, pad_id, torch::kLong);
+  out.prompt_mask = torch::zeros({num_prompts, out.length}, torch::kLong);
+  std::vector<torch::Tensor> pixel_values, grids, video_values, video_grids, video_seconds;
+  for (int64_t p = 0; p < num_prompts; ++p) {
+    const auto& ids = prompts[p].input_ids;
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const int64_t off = out.length - n;
+    out.padded = out.padded || off > 0;
+    input_ids[p].narrow(0, off, n).copy_(torch::tensor(ids, torch::kLong));
+    out.prompt_mask[p].narrow(0, off, n).fill_(1);
+    if (prompts[p].pixel_values.defined() && prompts[p].pixel_values.numel() > 0) {
+      REFRACT_CHECK(prompts[p].image_grid_thw.defined())
+          << "prompt " << p << " has pixel_values but no image_grid_thw";
+      pixel_values.push_back(prompts[p].pixel_values);
+      grids.push_back(prompts[p].image_grid_thw.to(torch::kLong).view({-1, 3}));
+    }
+    if (prompts[p].pixel_values_videos.defined() && prompts[p].pixel_values_videos.numel() > 0) {
+      REFRACT_CHECK(prompts[p].video_grid_thw.defined())
+          << "prompt " << p << " has pixel_values_videos but no video_grid_thw";
+      const torch::Tensor grid = prompts[p].video_grid_thw.to(torch::kLong).view({-1, 3});
+      video_values.push_back(prompts[p].pixel_values_videos);
+      video_grids.push_back(grid);
+      // Batch-mates may mix given and absent seconds: absent ones are 1.0 per video, which is
+      // what the model reads an undefined tensor as.
+      video_seconds.push_back(prompts[p].second_per_grid_ts.defined()
+                                  ? prompts[p].second_per_grid_ts.to(torch::kFloat32).view({-1})
+                                  : torch::ones({grid.size(0)}, torch::kFloat32));
+    }
+  }
+  const torch::Device device = model.device();
+  out.cache = model.make_cache(num_prompts, capacity > 0 ? capacity : out.length);
+  model::ModelInputs in;
+  in.input_ids = input_ids.to(device);
+  if (out.padded) in.attention_mask = out.prompt_mask.to(device);
+  if (!pixel_values.empty()) {
+    in.pixel_values = torch::cat(pixel_values, 0).to(device, model.dtype());
+    in.image_grid_thw = torch::cat(grids, 0);
+  }
+  if (!video_values.empty()) {
+    in.pixel_values_videos = torch::cat(video_values, 0).to(device, model.dtype());
+    in.video_grid_thw = torch::cat(video_grids, 0);
+    in.second_per_grid_ts = torch::cat(video_seconds, 0);
+  }
+  in.logits_to_keep = 1;
+  out.logits = model.forward(in, &out.cache).logits.select(1, 0);  // [P, V]
+  return out;
+}
+
 GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
@@ -91,70 +151,36 @@ GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<Prompt
   size_t max_stop_bytes = 0;
   for (const auto& s : config.stop_strings) max_stop_bytes = std::max(max_stop_bytes, s.size());
 
-  // ---- left-padded prompt batch [P, L] -------------------------------------------------------
   int64_t prompt_len = 0;
   for (size_t p = 0; p < prompts.size(); ++p) {
     REFRACT_CHECK(!prompts[p].input_ids.empty()) << "prompt " << p << " has no tokens";
     prompt_len = std::max<int64_t>(prompt_len, prompts[p].input_ids.size());
   }
   const int64_t capacity = prompt_len + config.max_new_tokens;
-  torch::Tensor input_ids = torch::full({num_prompts, prompt_len}, pad_id, torch::kLong);
-  torch::Tensor prompt_mask = torch::zeros({num_prompts, prompt_len}, torch::kLong);
   // History for the repetition penalty: left pads hold a copy of the row's first real token
   // (harmless duplicate). note: HF penalises the pad id too when a batch is padded, which
   // makes a prompt's result depend on its batch-mates; refract does not.
   const bool need_history = config.repetition_penalty != 1.0;
   torch::Tensor history;
-  if (need_history) history = torch::zeros({num_prompts, capacity}, torch::kLong);
-  bool any_padding = false;
-  std::vector<torch::Tensor> pixel_values, grids, video_values, video_grids, video_seconds;
-  for (int64_t p = 0; p < num_prompts; ++p) {
-    const auto& ids = prompts[p].input_ids;
-    const int64_t n = static_cast<int64_t>(ids.size());
-    const int64_t off = prompt_len - n;
-    any_padding = any_padding || off > 0;
-    auto row = torch::tensor(ids, torch::kLong);
-    input_ids[p].narrow(0, off, n).copy_(row);
-    prompt_mask[p].narrow(0, off, n).fill_(1);
-    if (need_history) {
+  if (need_history) {
+    history = torch::zeros({num_prompts, capacity}, torch::kLong);
+    for (int64_t p = 0; p < num_prompts; ++p) {
+      const auto& ids = prompts[p].input_ids;
+      const int64_t n = static_cast<int64_t>(ids.size());
+      const int64_t off = prompt_len - n;
       history[p].narrow(0, 0, off).fill_(ids[0]);
-      history[p].narrow(0, off, n).copy_(row);
-    }
-    if (prompts[p].pixel_values.defined() && prompts[p].pixel_values.numel() > 0) {
-      REFRACT_CHECK(prompts[p].image_grid_thw.defined())
-          << "prompt " << p << " has pixel_values but no image_grid_thw";
-      pixel_values.push_back(prompts[p].pixel_values);
-      grids.push_back(prompts[p].image_grid_thw.to(torch::kLong).view({-1, 3}));
-    }
-    if (prompts[p].pixel_values_videos.defined() && prompts[p].pixel_values_videos.numel() > 0) {
-      const torch::Tensor grid = prompts[p].video_grid_thw.to(torch::kLong).view({-1, 3});
-      video_values.push_back(prompts[p].pixel_values_videos);
-      video_grids.push_back(grid);
-      // Absent seconds are 1.0 per video (as the model reads an undefined tensor).
-      video_seconds.push_back(prompts[p].second_per_grid_ts.defined()
-                                  ? prompts[p].second_per_grid_ts.to(torch::kFloat32).view({-1})
-                                  : torch::ones({grid.size(0)}, torch::kFloat32));
+      history[p].narrow(0, off, n).copy_(torch::tensor(ids, torch::kLong));
     }
   }
 
-  // ---- prefill: once per prompt ----------------------------------------------------------------
+  // ---- prefill: once per prompt, one left-padded batch ---------------------------------------
   auto t0 = Clock::now();
   double c0 = cpu_seconds();
-  model::KVCache cache = model.make_cache(num_prompts, capacity);
-  model::ModelInputs in;
-  in.input_ids = input_ids.to(device);
-  if (any_padding) in.attention_mask = prompt_mask.to(device);
-  if (!pixel_values.empty()) {
-    in.pixel_values = torch::cat(pixel_values, 0).to(device, model.dtype());
-    in.image_grid_thw = torch::cat(grids, 0);
-  }
-  if (!video_values.empty()) {
-    in.pixel_values_videos = torch::cat(video_values, 0).to(device, model.dtype());
-    in.video_grid_thw = torch::cat(video_grids, 0);
-    in.second_per_grid_ts = torch::cat(video_seconds, 0);
-  }
-  in.logits_to_keep = 1;
-  torch::Tensor logits = model.forward(in, &cache).logits.select(1, 0);  // [P, V]
+  PrefilledBatch pre = prefill_batch(model, prompts, pad_id, capacity);
+  model::KVCache cache = std::move(pre.cache);
+  torch::Tensor logits = pre.logits;
+  const bool any_padding = pre.padded;
+  const torch::Tensor& prompt_mask = pre.prompt_mask;
   result.stats.prompt_tokens = num_prompts * prompt_len;
 
   // ---- G rows per prompt -------------------------------------------------------------------------

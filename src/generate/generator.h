@@ -19,6 +19,7 @@
 
 #include "generate/generation_config.h"
 #include "generate/sampling.h"
+#include "model/kv_cache.h"
 
 namespace refract::model {
 class Qwen2_5_VLImpl;
@@ -101,6 +102,20 @@ struct GenerateOptions {
 // change the module's train/eval mode (call model.eval() for dropout-free rollouts).
 GenerationResult generate(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options = {});
+
+// Prompts prefilled together as one left-padded batch [P, length] (the vision tower runs once
+// over all their images): the cache holds positions [0, length) of every row, logits are those
+// of each row's last position. generate() and DecodeBatch (the serving engine) both prefill here.
+struct PrefilledBatch {
+  model::KVCache cache;       // P rows, `capacity` positions, `length` filled; rope_deltas set
+  torch::Tensor logits;       // [P, V] next-token logits (model dtype)
+  torch::Tensor prompt_mask;  // [P, length] int64 on the CPU: 0 = left padding
+  int64_t length = 0;         // the longest prompt
+  bool padded = false;        // some prompt is shorter than `length`
+};
+// capacity >= the longest prompt (0 = exactly it); pad_id fills the left padding.
+PrefilledBatch prefill_batch(model::Qwen2_5_VLImpl& model, const std::vector<PromptInput>& prompts, int64_t pad_id,
+                             int64_t capacity = 0);
 
 // Raw-distribution log-probs (see RawLogprobs) of `ids` [B] under `logits` [B, V], with the
 // top_logprobs most likely alternatives of each row.

@@ -1,8 +1,8 @@
 // Request -> prompt ids + pixel_values -> the scheduler's decode batch -> OpenAI choices.
 // One scheduler thread owns the model (continuous batching, generate::DecodeBatch): requests
-// wait in `pending` until the batch has room for their n rows (max_num_seqs), are prefilled
-// and join at the next step; every step decodes all rows together; a finished or cancelled
-// request leaves at once. Callers block in run() on their Job: tokens and the end come back
+// wait in `pending` until the batch has room for their n rows (max_num_seqs); those that arrived
+// during a step are prefilled together and join at the next step; every step decodes all rows
+// together; a finished or cancelled request leaves at once. Callers block in run() on their Job: tokens and the end come back
 // through it; cancellation goes the other way (Job::cancel, read at every step).
 #include "serve/engine.h"
 
@@ -119,34 +119,59 @@ void ChatEngine::Impl::scheduler_loop() {
         pending.pop_front();
       }
     }
+    // The requests that arrived since the last step join together: one prefill (one
+    // left-padded batch, the vision tower over all their images) and one cache copy.
+    std::vector<std::shared_ptr<Job>> admitted;
+    std::vector<generate::DecodeBatch::NewRequest> requests;
     for (auto& job : joining) {
       if (job->cancel) {
         job->finish(true);
         continue;
       }
       Job* j = job.get();
-      try {
-        job->batch_id = batch->add(j->prepared->prompt, j->row_config, j->n,
-                                   [j](int64_t g, const generate::Completion& c, bool finished) {
-                                     std::lock_guard<std::mutex> lock(j->mu);
-                                     if (j->stream) {
-                                       TokenEvent e;
-                                       e.index = g;
-                                       e.id = c.ids.back();
-                                       if (!c.raw_logprobs.empty()) e.raw = c.raw_logprobs.back();
-                                       e.finished = finished;
-                                       e.reason = c.finish_reason;
-                                       j->events.push_back(std::move(e));
-                                     }
-                                     if (finished) {
-                                       j->completions[g] = c;
-                                       if (++j->finished == j->n) j->done = true;
-                                     }
-                                     j->cv.notify_all();
-                                   });
-        active.push_back(job);
-      } catch (...) {
-        job->finish(false, std::current_exception());
+      generate::DecodeBatch::NewRequest q;
+      q.prompt = &j->prepared->prompt;
+      q.config = j->row_config;
+      q.num_generations = j->n;
+      q.on_token = [j](int64_t g, const generate::Completion& c, bool finished) {
+        std::lock_guard<std::mutex> lock(j->mu);
+        if (j->stream) {
+          TokenEvent e;
+          e.index = g;
+          e.id = c.ids.back();
+          if (!c.raw_logprobs.empty()) e.raw = c.raw_logprobs.back();
+          e.finished = finished;
+          e.reason = c.finish_reason;
+          j->events.push_back(std::move(e));
+        }
+        if (finished) {
+          j->completions[g] = c;
+          if (++j->finished == j->n) j->done = true;
+        }
+        j->cv.notify_all();
+      };
+      admitted.push_back(job);
+      requests.push_back(std::move(q));
+    }
+    auto add = [&](size_t first, size_t count) {
+      const std::vector<generate::DecodeBatch::NewRequest> group(requests.begin() + first,
+                                                                 requests.begin() + first + count);
+      const std::vector<int64_t> ids = batch->add(group);
+      for (size_t i = 0; i < count; ++i) {
+        admitted[first + i]->batch_id = ids[i];
+        active.push_back(admitted[first + i]);
+      }
+    };
+    try {
+      if (!requests.empty()) add(0, requests.size());
+    } catch (...) {
+      // add() changed nothing: find the request that fails by adding them one by one.
+      for (size_t i = 0; i < requests.size(); ++i) {
+        try {
+          add(i, 1);
+        } catch (...) {
+          admitted[i]->finish(false, std::current_exception());
+        }
       }
     }
     // A cancelled request leaves now; finished ones have left the batch already.

@@ -11,6 +11,7 @@
 #include "data/load.h"
 #include "data/rng.h"
 #include "data/validate.h"
+#include "generate/decode_batch.h"
 #include "generate/generator.h"
 #include "rewards/registry.h"
 #include "rewards/score.h"
@@ -43,34 +44,39 @@ std::vector<std::vector<GreedyCompletion>> generate_for_eval(const model::Opened
   model.eval();
   const int64_t k = g.num_samples_per_prompt;
   std::vector<std::vector<GreedyCompletion>> out(samples.size(), std::vector<GreedyCompletion>(static_cast<size_t>(k)));
-  for (size_t s = 0; s < samples.size(); s += static_cast<size_t>(g.batch_size)) {
-    const size_t e = std::min(samples.size(), s + static_cast<size_t>(g.batch_size));
-    std::vector<generate::PromptInput> prompts;
-    std::vector<EncodedSample> enc;
-    for (size_t i = s; i < e; ++i) enc.push_back(encode_sample(samples[i], tok, m.processor, false));
-    for (const auto& en : enc)
-      prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw, en.pixel_values_videos, en.video_grid_thw,
-                         en.second_per_grid_ts});
-    generate::GenerationConfig gc;
-    gc.max_new_tokens = g.max_new_tokens;
-    gc.do_sample = k > 1;
-    gc.temperature = g.temperature;
-    gc.top_p = g.top_p;
-    gc.top_k = g.top_k;
-    // The engine seeds each row by (seed, row within this call); mixing in the batch's first
-    // sample gives every batch its own draws (so draws depend on seed and batch size).
-    gc.seed = static_cast<int64_t>(data::derive_seed(static_cast<uint64_t>(g.seed), s) >> 1);
-    gc.stop_token_ids = m.stop_token_ids;
-    gc.num_generations = k;
-    gc.pad_token_id = m.pad_token_id;
-    auto gen = generate::generate(model, prompts, gc);
-    for (const auto& c : gen.completions) {
-      const size_t row = static_cast<size_t>(c.prompt_index);
-      GreedyCompletion& out_c = out[s + row][static_cast<size_t>(c.generation_index)];
+  // Every prompt goes through one continuous batch (generate::decode_all, the engine of
+  // `refract serve`): prompts join in groups, prefilled together, as rows free up (batch_size * k
+  // rows at most), so a long completion never holds back a whole batch. The draws are those of
+  // fixed batches of batch_size prompts: seed derived from the batch's first sample, stream =
+  // position in the batch * k + j (generate()'s rule for one call per batch).
+  std::vector<EncodedSample> enc(samples.size());
+  auto make = [&](size_t i) {
+    enc[i] = encode_sample(samples[i], tok, m.processor, false);
+    const size_t first = i - i % static_cast<size_t>(g.batch_size);
+    generate::DecodeRequest r;
+    r.prompt = {enc[i].prompt_ids,          enc[i].pixel_values,   enc[i].image_grid_thw,
+                enc[i].pixel_values_videos, enc[i].video_grid_thw, enc[i].second_per_grid_ts};
+    enc[i].pixel_values = torch::Tensor();  // held by the request until its prefill only
+    enc[i].pixel_values_videos = torch::Tensor();
+    r.config.sampling.do_sample = k > 1;
+    r.config.sampling.temperature = g.temperature;
+    r.config.sampling.top_p = g.top_p;
+    r.config.sampling.top_k = g.top_k;
+    r.config.seed = static_cast<int64_t>(data::derive_seed(static_cast<uint64_t>(g.seed), first) >> 1);
+    r.config.first_stream = static_cast<int64_t>(i - first) * k;
+    r.config.max_new_tokens = g.max_new_tokens;
+    r.config.stop_token_ids = m.stop_token_ids;
+    r.num_generations = k;
+    return r;
+  };
+  const auto completions = generate::decode_all(model, samples.size(), make, g.batch_size * k);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    for (const generate::Completion& c : completions[i]) {
+      GreedyCompletion& out_c = out[i][static_cast<size_t>(c.generation_index)];
       out_c.ids.assign(c.ids.begin(), c.ids.end());
       out_c.completion = tok.decode(out_c.ids, true);
-      out_c.prompt = enc[row].prompt_text;
-      out_c.images = enc[row].image_sizes;
+      out_c.prompt = enc[i].prompt_text;
+      out_c.images = enc[i].image_sizes;
     }
   }
   if (was_training) model.train();

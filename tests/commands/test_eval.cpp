@@ -8,10 +8,13 @@
 #include <fstream>
 
 #include "data/load.h"
+#include "data/rng.h"
 #include "data/shapes/synth.h"
 #include "model/qwen2_5_vl.h"
 #include "text/tokenizer.h"
 #include "commands/eval.h"
+#include "generate/generator.h"
+#include "train/encode.h"
 #include "train/evaluate.h"
 #include "test_device.h"
 
@@ -72,4 +75,66 @@ TEST(Eval, RecSummaryEqualsTheRewardPathOnTheWarmStart) {
   EXPECT_EQ(n, 48);
   EXPECT_TRUE(fs::exists(root + "/eval/eval.json"));
   EXPECT_TRUE(fs::exists(root + "/eval/predictions.jsonl"));
+}
+
+// Evaluation generates through the serving engine (generate::decode_all: prompts join a
+// continuous batch in groups, prefilled together). On the warm start its predictions equal
+// those of generate()'s fixed batches of per_device_eval_batch_size prompts (what eval ran
+// before): greedy, and sampled (k = 2) with eval's seed rule (seed derived from the batch's
+// first sample, stream = position in the batch * k + j).
+TEST(Eval, EngineGivesTheFixedBatchPredictions) {
+  const std::string root = fs::temp_directory_path().string() + "/refract_eval_engine_" + std::to_string(::getpid());
+  fs::remove_all(root);
+  data::shapes::SynthConfig sc;
+  sc.num_samples = 24;
+  sc.seed = 12;
+  sc.output = root + "/data";
+  sc.num_workers = 1;
+  const auto synth = data::shapes::synthesize(sc);
+  data::DataConfig dc;
+  dc.data_file_paths = synth.jsonl_path;
+  dc.image_folders = root + "/data";
+  dc.question_template = "none";
+  const auto samples = data::load_dataset(dc).samples;
+  model::ModelSettings ms;
+  ms.model_name_or_path = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
+  ms.device = refract::testing::test_device_name();
+  ms.threads = 2;
+  const model::OpenedModel m = model::open_model(ms);
+  m.model.ptr()->eval();
+  for (const int64_t k : {1, 2}) {
+    SCOPED_TRACE(k == 1 ? "greedy" : "sampled, k = 2");
+    train::EvalGeneration g;
+    g.batch_size = 8;
+    g.max_new_tokens = 48;
+    g.num_samples_per_prompt = k;
+    g.temperature = 1.0;
+    g.seed = 3;
+    const auto got = train::generate_for_eval(m, samples, g);
+    int64_t tokens = 0;
+    for (size_t s = 0; s < samples.size(); s += 8) {
+      std::vector<generate::PromptInput> prompts;
+      for (size_t i = s; i < s + 8; ++i) {
+        const train::EncodedSample e = train::encode_sample(samples[i], m.tok(), m.processor, false);
+        prompts.push_back({e.prompt_ids, e.pixel_values, e.image_grid_thw});
+      }
+      generate::GenerationConfig gc;
+      gc.max_new_tokens = g.max_new_tokens;
+      gc.do_sample = k > 1;
+      gc.temperature = g.temperature;
+      gc.seed = static_cast<int64_t>(data::derive_seed(static_cast<uint64_t>(g.seed), s) >> 1);
+      gc.stop_token_ids = m.stop_token_ids;
+      gc.num_generations = k;
+      gc.pad_token_id = m.pad_token_id;
+      const generate::GenerationResult expect = generate::generate(*m.model.ptr(), prompts, gc);
+      for (const generate::Completion& c : expect.completions) {
+        const size_t i = s + static_cast<size_t>(c.prompt_index);
+        EXPECT_EQ(got[i][c.generation_index].ids, std::vector<int32_t>(c.ids.begin(), c.ids.end()))
+            << "sample " << i << " draw " << c.generation_index;
+        tokens += static_cast<int64_t>(c.ids.size());
+      }
+    }
+    EXPECT_GT(tokens, 24 * k * 5) << "completions of some length (not all cut at once)";
+  }
+  fs::remove_all(root);
 }

@@ -227,6 +227,95 @@ TEST(DecodeBatch, RemovingARequestLeavesTheOthersUnchanged) {
     for (size_t g = 0; g < all[r].size(); ++g) EXPECT_EQ(without[r][g].ids, all[r][g].ids) << "request " << r;
 }
 
+// Batched prefill: requests of different lengths (with and without images), greedy, seeded
+// sampling, n = 2, a repetition penalty and a stop string, added in ONE add() (one left-padded
+// prefill, one join) into an empty batch and into a running one, give exactly the completions
+// each gives alone; their raw log-probs equal the alone run's.
+TEST(DecodeBatch, BatchedPrefillEqualsOneAtATime) {
+  const std::vector<Req> reqs = mixed_requests();
+  std::vector<std::vector<Completion>> alone;
+  for (const Req& r : reqs) {
+    Req a = r;
+    a.join_at = 0;
+    alone.push_back(run({a})[0]);
+  }
+  for (const bool into_running : {false, true}) {
+    SCOPED_TRACE(into_running ? "joining a running batch" : "into an empty batch");
+    DecodeBatch batch(tiny_model(), fake_decode);
+    std::vector<std::vector<Completion>> out(reqs.size() + 1);
+    auto keep = [&out](size_t r) {
+      return [&out, r](int64_t g, const Completion& c, bool finished) {
+        if (finished) out[r][g] = c;
+      };
+    };
+    out[reqs.size()].resize(1);
+    if (into_running) {  // a long request already decoding: the new rows are shorter and padded
+      batch.add(fixture_prompt("C"), row_config(false, 30, 0), 1, keep(reqs.size()));
+      batch.step();
+      batch.step();
+    }
+    std::vector<DecodeBatch::NewRequest> group;
+    for (size_t r = 0; r < reqs.size(); ++r) {
+      out[r].resize(reqs[r].n);
+      group.push_back({&reqs[r].prompt, reqs[r].config, reqs[r].n, keep(r)});
+    }
+    const int64_t joins_before = batch.joins();
+    const std::vector<int64_t> ids = batch.add(group);
+    EXPECT_EQ(batch.joins(), joins_before + 1) << "one prefill and one cache copy for the group";
+    ASSERT_EQ(ids.size(), reqs.size());
+    EXPECT_EQ(batch.rows(), 5 + (into_running ? 1 : 0));
+    while (!batch.empty()) batch.step();
+    for (size_t r = 0; r < reqs.size(); ++r)
+      for (size_t g = 0; g < alone[r].size(); ++g) {
+        SCOPED_TRACE("request " + std::to_string(r) + " choice " + std::to_string(g));
+        EXPECT_EQ(out[r][g].ids, alone[r][g].ids);
+        EXPECT_EQ(out[r][g].finish_reason, alone[r][g].finish_reason);
+        ASSERT_EQ(out[r][g].raw_logprobs.size(), alone[r][g].raw_logprobs.size());
+        for (size_t t = 0; t < out[r][g].raw_logprobs.size(); ++t)
+          EXPECT_NEAR(out[r][g].raw_logprobs[t].logprob, alone[r][g].raw_logprobs[t].logprob, 1e-4);
+      }
+  }
+}
+
+// decode_all (eval's path: prompts admitted in groups as rows free up) against generate() of
+// the same prompts in one call: greedy completions equal; seeded sampled ones too when each
+// request takes generate()'s stream (first_stream = p * G) and the call's seed.
+TEST(DecodeBatch, DecodeAllEqualsGenerate) {
+  const std::vector<PromptInput> prompts = {fixture_prompt("A"), text_prompt(), fixture_prompt("C"),
+                                            fixture_prompt("A"), text_prompt()};
+  for (const bool sample : {false, true}) {
+    SCOPED_TRACE(sample ? "sampled, G = 2" : "greedy");
+    GenerationConfig g;
+    g.do_sample = sample;
+    g.temperature = 1.2;
+    g.seed = 42;
+    g.max_new_tokens = 10;
+    g.stop_token_ids = {kEos, kPad};
+    g.num_generations = sample ? 2 : 1;
+    g.pad_token_id = kPad;
+    const GenerationResult expect = generate(tiny_model(), prompts, g);
+    auto make = [&](size_t p) {
+      DecodeRequest q;
+      q.prompt = prompts[p];
+      q.config = row_config(sample, g.max_new_tokens, g.seed);
+      q.config.sampling.temperature = g.temperature;
+      q.config.first_stream = static_cast<int64_t>(p) * g.num_generations;
+      q.num_generations = g.num_generations;
+      return q;
+    };
+    // At most 4 rows, groups of >= 2: later prompts join a running batch, some together.
+    const auto got = decode_all(tiny_model(), prompts.size(), make, /*max_num_seqs=*/4, fake_decode, /*join_rows=*/2);
+    for (size_t p = 0; p < prompts.size(); ++p)
+      for (int64_t k = 0; k < g.num_generations; ++k) {
+        SCOPED_TRACE("prompt " + std::to_string(p) + " completion " + std::to_string(k));
+        const Completion& e = expect.completions[p * g.num_generations + k];
+        EXPECT_EQ(got[p][k].ids, e.ids);
+        EXPECT_EQ(got[p][k].finish_reason, e.finish_reason);
+        EXPECT_EQ(got[p][k].prompt_index, static_cast<int64_t>(p));
+      }
+  }
+}
+
 TEST(DecodeBatch, DropsColumnsNoRowUsesAnyMore) {
   DecodeBatch batch(tiny_model(), fake_decode);
   const int64_t short_id = batch.add(text_prompt(), row_config(false, 40, 0), 1, {});
