@@ -62,7 +62,7 @@ std::vector<std::vector<int32_t>> fixed_batches(const model::OpenedModel& m, con
     std::vector<generate::PromptInput> prompts;
     for (size_t i = s; i < e; ++i) {
       train::EncodedSample en = train::encode_sample(samples[i], m.tok(), m.processor, false);
-      prompts.push_back({en.prompt_ids, en.pixel_values, en.image_grid_thw});
+      prompts.push_back(train::prompt_input(en));
     }
     generate::GenerationConfig gc;
     gc.max_new_tokens = max_new_tokens;

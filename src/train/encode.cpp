@@ -79,6 +79,17 @@ EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& t
   return out;
 }
 
+generate::PromptInput prompt_input(const EncodedSample& e) {
+  generate::PromptInput p;
+  p.input_ids = e.prompt_ids;
+  p.pixel_values = e.pixel_values;
+  p.image_grid_thw = e.image_grid_thw;
+  p.pixel_values_videos = e.pixel_values_videos;
+  p.video_grid_thw = e.video_grid_thw;
+  p.second_per_grid_ts = e.second_per_grid_ts;
+  return p;
+}
+
 void concat_images(const std::vector<const EncodedSample*>& rows, torch::Tensor* pixel_values,
                    torch::Tensor* image_grid_thw) {
   std::vector<torch::Tensor> p, g;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/sample.h"
+#include "generate/generator.h"
 #include "rewards/reward.h"
 #include "vision/preprocess.h"
 
@@ -35,6 +36,9 @@ struct EncodedSample {
 // with_response: also encode the assistant target (SFT). Throws naming sample.source.
 EncodedSample encode_sample(const data::Sample& sample, const text::Tokenizer& tok,
                             const vision::PreprocessConfig& pp, bool with_response);
+
+// The sample's prompt as generation takes it (ids, images, videos).
+generate::PromptInput prompt_input(const EncodedSample& e);
 
 // Concatenates per-sample image tensors (rows of the batch in order).
 void concat_images(const std::vector<const EncodedSample*>& rows, torch::Tensor* pixel_values,

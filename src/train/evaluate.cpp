@@ -54,8 +54,7 @@ std::vector<std::vector<GreedyCompletion>> generate_for_eval(const model::Opened
     enc[i] = encode_sample(samples[i], tok, m.processor, false);
     const size_t first = i - i % static_cast<size_t>(g.batch_size);
     generate::DecodeRequest r;
-    r.prompt = {enc[i].prompt_ids,          enc[i].pixel_values,   enc[i].image_grid_thw,
-                enc[i].pixel_values_videos, enc[i].video_grid_thw, enc[i].second_per_grid_ts};
+    r.prompt = prompt_input(enc[i]);
     enc[i].pixel_values = torch::Tensor();  // held by the request until its prefill only
     enc[i].pixel_values_videos = torch::Tensor();
     r.config.sampling.do_sample = k > 1;

@@ -126,11 +126,7 @@ class GrpoTrainer {
       REFRACT_CHECK(!e.pixel_values_videos.defined())
           << setup_.samples[static_cast<size_t>(idx)].source
           << ": GRPO on video samples is not supported yet (sft, eval, infer and serve take them)";
-      generate::PromptInput pi;
-      pi.input_ids = e.prompt_ids;
-      pi.pixel_values = e.pixel_values;
-      pi.image_grid_thw = e.image_grid_thw;
-      prompts.push_back(pi);
+      prompts.push_back(prompt_input(e));
       sample_of_prompt.push_back(idx);
     }
     generate::GenerationConfig gc;
@@ -435,7 +431,7 @@ class GrpoTrainer {
         const int64_t idx = static_cast<int64_t>(h % static_cast<uint64_t>(setup_.samples.size()));
         const EncodedSample& e = setup_.cache->encode(idx, false);
         (*sample_of_prompt)[p] = idx;
-        (*prompts)[p] = {e.prompt_ids, e.pixel_values, e.image_grid_thw};
+        (*prompts)[p] = prompt_input(e);
         redo.push_back((*prompts)[p]);
         go.prompt_streams.push_back(p0 + p);
       }

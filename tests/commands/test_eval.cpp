@@ -116,7 +116,7 @@ TEST(Eval, EngineGivesTheFixedBatchPredictions) {
       std::vector<generate::PromptInput> prompts;
       for (size_t i = s; i < s + 8; ++i) {
         const train::EncodedSample e = train::encode_sample(samples[i], m.tok(), m.processor, false);
-        prompts.push_back({e.prompt_ids, e.pixel_values, e.image_grid_thw});
+        prompts.push_back(train::prompt_input(e));
       }
       generate::GenerationConfig gc;
       gc.max_new_tokens = g.max_new_tokens;
