@@ -13,6 +13,18 @@ function(refract_library name)
   endif()
 endfunction()
 
+# at::parallel_for is a header template around `#pragma omp parallel` (libtorch's parallel
+# backend is OpenMP in both builds): compiled without -fopenmp the pragma is ignored and the loop
+# runs on the calling thread alone. Every source that calls at::parallel_for is listed here.
+# Per file and without the shared PCH, which is built without -fopenmp (GCC refuses a PCH
+# when _OPENMP differs); the target links libgomp, the runtime libtorch itself loads (the wheel's
+# RUNPATH resolves libgomp.so.1 to the copy in torch/lib, so there is one OpenMP runtime).
+function(refract_openmp_sources target)
+  find_package(OpenMP REQUIRED COMPONENTS CXX)
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS "${OpenMP_CXX_FLAGS}" SKIP_PRECOMPILE_HEADERS ON)
+  target_link_libraries(${target} PUBLIC ${OpenMP_CXX_LIBRARIES})
+endfunction()
+
 # The shared torch precompiled header (built once, reused by every torch target).
 function(refract_use_torch_pch target)
   if(NOT TARGET refract_torch_pch)

@@ -1,20 +1,19 @@
 // The HTTP side of `refract dashboard`: validates each request, answers from Dashboard (views.h),
 // serves the embedded page. Errors are JSON {"error": "..."} with a 4xx status.
+#include <fmt/format.h>
 #include <httplib.h>
 
-#include <atomic>
-#include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <thread>
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/options.h"
 #include "dashboard/assets.h"
 #include "dashboard/dashboard.h"
 #include "dashboard/render.h"
 #include "dashboard/views.h"
+#include "http/listen.h"
 
 namespace refract::dashboard {
 
@@ -30,8 +29,6 @@ void declare(Options& o, DashboardSettings& s) {
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
 
 void reply_json(httplib::Response& res, const nlohmann::json& j) {
   res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
@@ -73,9 +70,6 @@ httplib::Server::Handler guarded(Fn fn) {
   };
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 }  // namespace
 
@@ -87,7 +81,6 @@ void run_dashboard(const DashboardSettings& s) {
     for (const auto& f : out.files) std::printf("wrote %s\n", f.c_str());
     return;
   }
-  REFRACT_CHECK(s.port >= 0 && s.port <= 65535) << "port: " << s.port << " is not a TCP port";
 
   httplib::Server server;
   // Read-only: GET alone; anything else is 405.
@@ -133,32 +126,11 @@ void run_dashboard(const DashboardSettings& s) {
   });
   server.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
 
-  int port = static_cast<int>(s.port);
-  if (port == 0) {
-    port = server.bind_to_any_port(s.host);
-    REFRACT_CHECK(port > 0) << "host: cannot bind " << s.host << " on any port";
-  } else {
-    REFRACT_CHECK(server.bind_to_port(s.host, port)) << "port: cannot bind " << s.host << ":" << port << " (in use?)";
-  }
+  const int port = http::bind(server, s.host, s.port);
   if (!is_loopback(s.host))
     LOG_WARN("listening on {}: anyone who reaches it can read these runs' logs and images", s.host);
-  g_stop = false;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!done) {
-      if (g_stop) server.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  // stdout, one line, flushed: scripts and tests wait for it (and read the port when --port 0).
-  std::printf("refract dashboard: listening on http://%s:%d (%zu runs)\n", s.host.c_str(), port, d.runs().size());
-  std::fflush(stdout);
-  server.listen_after_bind();
-  done = true;
-  watcher.join();
+  http::listen_until_signal(server, fmt::format("refract dashboard: listening on http://{}:{} ({} runs)", s.host, port,
+                                                d.runs().size()));
 }
 
 }  // namespace refract::dashboard

@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/net.h"
 
 // USE_C10D_NCCL is defined by src/distributed/CMakeLists.txt when this libtorch has CUDA and
 // nccl.h is found; the header is empty without it.
@@ -30,9 +31,6 @@ std::string message_of(const std::exception& e) {
   return e.what();
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
 }  // namespace
 
 struct ProcessGroup::Impl {

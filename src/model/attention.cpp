@@ -21,8 +21,7 @@ bool attention_uses_sdpa() {
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
-  const int64_t b = q.size(0), h = q.size(1), s = q.size(2), d = q.size(3);
-  const int64_t kv = k.size(1), l = k.size(2);
+  const int64_t h = q.size(1), kv = k.size(1);
 #ifdef REFRACT_HAVE_SDPA
   // SDPA wants the mask in the query's dtype; the fp32 lowest value would round to -inf in bf16,
   // so clamp to the target dtype's lowest finite value first (what HF's finfo(dtype).min does).
@@ -31,9 +30,10 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     if (mask.scalar_type() == q.scalar_type()) {
       m = mask;
     } else {
-      const double lowest = q.scalar_type() == torch::kBFloat16 ? -3.3895313892515355e38
-                            : q.scalar_type() == torch::kHalf   ? -65504.0
-                                                                : std::numeric_limits<double>::lowest();
+      const double lowest =
+          q.scalar_type() == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+          : q.scalar_type() == torch::kHalf   ? static_cast<double>(std::numeric_limits<c10::Half>::lowest())
+                                              : std::numeric_limits<double>::lowest();
       m = mask.clamp_min(lowest).to(q.scalar_type());
     }
   }
@@ -43,6 +43,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   // The rep query heads of a kv head are stacked along the query axis, [B, KV, rep*S, D] against
   // [B, KV, L, D], instead of copying K/V rep times (cache views stay views: a decode step copies
   // nothing).
+  const int64_t b = q.size(0), s = q.size(2), d = q.size(3), l = k.size(2);
   const int64_t rep = h / kv;
   auto qg = q.reshape({b, kv, rep * s, d});
   auto scores = torch::matmul(qg, k.transpose(2, 3)).view({b, h, s, l}).to(torch::kFloat32) *

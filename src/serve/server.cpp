@@ -6,6 +6,7 @@
 // before any body byte is read; the chat body is read through a ContentReader that stops at
 // max_body_mb whatever the transfer encoding (httplib itself buffers chunked bodies whole);
 // images are decoded outside the model lock by at most max_queued_requests requests at once.
+#include <fmt/format.h>
 #include <httplib.h>
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -15,17 +16,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <random>
-#include <thread>
 
 #include "common/check.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/options.h"
+#include "http/listen.h"
 #include "serve/api_error.h"
 #include "serve/chat_request.h"
 #include "serve/chat_response.h"
@@ -39,9 +40,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kJson = "application/json";
 constexpr const char* kChatPath = "/v1/chat/completions";
-std::atomic<bool> g_stop_requested{false};
-
-void on_signal(int) { g_stop_requested = true; }
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -77,9 +75,6 @@ std::string model_name(const ServeSettings& s) {
   return p.filename().string();
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 // Compares without an early exit, so timing does not reveal how much of a key matched.
 bool same_secret(const std::string& a, const std::string& b) {
@@ -409,36 +404,10 @@ void run_serve(const ServeSettings& settings) {
     reply_error(res, internal_error());
   });
 
-  int port = static_cast<int>(s.port);
-  if (port == 0) {
-    port = server.bind_to_any_port(s.host);
-    REFRACT_CHECK(port > 0) << "host: cannot bind " << s.host << " on any port";
-  } else {
-    REFRACT_CHECK(server.bind_to_port(s.host, port)) << "port: cannot bind " << s.host << ":" << port << " (in use?)";
-  }
+  const int port = http::bind(server, s.host, s.port);
   if (!is_loopback(s.host) && s.api_key.empty())
     LOG_WARN("listening on {} without an api_key (--allow_unauthenticated): anyone who reaches it can use it", s.host);
-
-  // SIGINT / SIGTERM stop the listener from a watcher thread (stop() is not signal-safe).
-  g_stop_requested = false;
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!done) {
-      // Repeated until the listener returns: httplib's stop() does nothing if it runs before
-      // listen_after_bind() has started, and a signal can arrive in that window.
-      if (g_stop_requested) server.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  // stdout, one line, flushed: scripts and tests wait for it (and read the port when --port 0).
-  std::printf("refract serve: listening on http://%s:%d (model %s)\n", s.host.c_str(), port, name.c_str());
-  std::fflush(stdout);
-  server.listen_after_bind();
-  done = true;
-  watcher.join();
+  http::listen_until_signal(server, fmt::format("refract serve: listening on http://{}:{} (model {})", s.host, port, name));
   LOG_INFO("server stopped");
 }
 
