@@ -1,50 +1,20 @@
 #include "http/listen.h"
 
-#include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <thread>
 
 #include "common/check.h"
 #include "common/log.h"
+#include "http/socket.h"
 
 namespace refract::http {
 
 namespace {
 std::atomic<bool> g_stop_requested{false};
 void on_signal(int) { g_stop_requested = true; }
-
-// The listening socket bound to `port` (httplib 0.11 does not expose it); -1 if not found.
-int listening_fd(int port) {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int found = -1;
-  while (dirent* e = readdir(d)) {
-    const int fd = std::atoi(e->d_name);
-    if (fd <= 2 || fd == dirfd(d)) continue;
-    int accepting = 0;
-    socklen_t len = sizeof(accepting);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
-    sockaddr_storage local{};
-    socklen_t ll = sizeof(local);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-    const int bound = local.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port)
-                      : local.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port)
-                                                    : -1;
-    if (bound == port) {
-      found = fd;
-      break;
-    }
-  }
-  closedir(d);
-  return found;
-}
 }  // namespace
 
 int bind(httplib::Server& server, const std::string& host, int64_t port) {

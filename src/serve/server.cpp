@@ -8,11 +8,6 @@
 // images are decoded outside the model lock by at most max_queued_requests requests at once.
 #include <fmt/format.h>
 #include <httplib.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +22,7 @@
 #include "common/net.h"
 #include "common/options.h"
 #include "http/listen.h"
+#include "http/socket.h"
 #include "serve/api_error.h"
 #include "serve/chat_request.h"
 #include "serve/chat_response.h"
@@ -81,54 +77,6 @@ bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
   return diff == 0;
-}
-
-std::string address_of(const sockaddr_storage& sa, int* port) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (sa.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&sa);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-    *port = ntohs(in->sin_port);
-  } else if (sa.ss_family == AF_INET6) {
-    const auto* in = reinterpret_cast<const sockaddr_in6*>(&sa);
-    inet_ntop(AF_INET6, &in->sin6_addr, buf, sizeof(buf));
-    *port = ntohs(in->sin6_port);
-  } else {
-    *port = -1;
-  }
-  return buf;
-}
-
-// The socket of this request's connection (httplib 0.11 does not expose it): the one fd whose
-// local port and peer address / port are the request's. -1 if not found.
-int connection_fd(const httplib::Request& req) {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int found = -1;
-  while (dirent* e = readdir(d)) {
-    const int fd = std::atoi(e->d_name);
-    if (fd <= 2 || fd == dirfd(d)) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t ll = sizeof(local), pl = sizeof(peer);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
-    int lport = -1, pport = -1;
-    address_of(local, &lport);
-    const std::string paddr = address_of(peer, &pport);
-    if (lport == req.local_port && pport == req.remote_port && paddr == req.remote_addr) {
-      found = fd;
-      break;
-    }
-  }
-  closedir(d);
-  return found;
-}
-
-// Whether the client has closed (or reset) its connection.
-bool client_gone(int fd) {
-  if (fd < 0) return false;
-  pollfd p{fd, POLLRDHUP, 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 }  // namespace
@@ -313,7 +261,7 @@ void run_serve(const ServeSettings& settings) {
       const bool stream = chat.stream;
       const int64_t n = chat.n;
       const std::shared_ptr<PreparedChat> prepared = engine.prepare(std::move(chat));  // outside the lock
-      const int fd = connection_fd(req);
+      const int fd = http::connection_fd(req);
 
       if (stream) {
         // Server-Sent Events: the 200 and the role chunks go out at once; errors after that
@@ -328,7 +276,7 @@ void run_serve(const ServeSettings& settings) {
               };
               auto cancelled = [&] {
                 if (Clock::now() > deadline) late = true;
-                else if (client_gone(fd)) gone = true;
+                else if (http::client_gone(fd)) gone = true;
                 return late || gone;
               };
               for (int64_t i = 0; i < n; ++i) send(role_chunk(header, i));
@@ -360,7 +308,7 @@ void run_serve(const ServeSettings& settings) {
       bool gone = false, late = false;
       auto cancelled = [&] {
         if (Clock::now() > deadline) late = true;
-        else if (client_gone(fd)) gone = true;
+        else if (http::client_gone(fd)) gone = true;
         return late || gone;
       };
       ChatResult result;
