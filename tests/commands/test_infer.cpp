@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "fixture_video.h"
 #include "commands/infer.h"
 #include "io/torch_tensors.h"
 #include "model/init.h"
@@ -134,18 +135,8 @@ TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
   const auto out = run_infer(s);
   ASSERT_EQ(out.size(), 1u);
 
-  const auto golden = io::load_tensors(kFixtures + "/video/fetch.safetensors");
-  const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();  // [6, 56, 56, 3] uint8
-  ASSERT_EQ(frames.size(0), 6);
-  std::vector<vision::Image> images;
-  for (int64_t f = 0; f < frames.size(0); ++f) {
-    vision::Image im;
-    im.height = frames.size(1);
-    im.width = frames.size(2);
-    const uint8_t* p = frames[f].data_ptr<uint8_t>();
-    im.rgb.assign(p, p + im.height * im.width * 3);
-    images.push_back(std::move(im));
-  }
+  const std::vector<vision::Image> images = refract::testing::fixture_video_frames("landscape_fps3_small");
+  ASSERT_EQ(images.size(), 6u);  // 6 frames of 56x56
   const vision::PreprocessedVideo pv = vision::preprocess_video(images, vision::PreprocessConfig{});
   ASSERT_EQ(pv.num_video_tokens(), 3 * 4 * 4 / 4);  // grid 3x4x4
   std::string pads;

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixture_video.h"
 #include "commands/infer.h"
 #include "common/atomic_file.h"
 #include "data/load.h"
@@ -248,17 +249,7 @@ TEST(Qwen2VLFamily, SftTrainsOnAVideoSample) {
   ms.device = refract::testing::test_device_name();
   model::OpenedModel m = model::open_model(ms);
   const torch::Device dev = refract::testing::test_device();
-  const auto golden = io::load_tensors(std::string(REFRACT_FIXTURES_DIR) + "/video/fetch.safetensors");
-  const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();
-  std::vector<vision::Image> images;
-  for (int64_t f = 0; f < frames.size(0); ++f) {
-    vision::Image im;
-    im.height = frames.size(1);
-    im.width = frames.size(2);
-    const uint8_t* p = frames[f].data_ptr<uint8_t>();
-    im.rgb.assign(p, p + im.height * im.width * 3);
-    images.push_back(std::move(im));
-  }
+  const std::vector<vision::Image> images = refract::testing::fixture_video_frames("landscape_fps3_small");
   const vision::PreprocessedVideo pv = vision::preprocess_video(images, m.processor);
   const std::vector<text::Message> msgs = {
       {"user", {text::ContentItem::make_video(0, pv.num_video_tokens()), text::ContentItem::make_text("What changes?")}},

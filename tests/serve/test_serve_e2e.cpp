@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fixture_video.h"
 #include "common/atomic_file.h"
 #include "generate/generator.h"
 #include "model/qwen2_5_vl.h"
@@ -225,17 +226,7 @@ void ServeFixture<Family>::check_greedy_video_chat() {
 
   torch::set_num_threads(1);
   const text::Tokenizer tok = text::Tokenizer::from_file(model_dir_);
-  const auto golden = io::load_tensors(std::string(REFRACT_FIXTURES_DIR) + "/video/fetch.safetensors");
-  const torch::Tensor frames = golden.at("landscape_fps3_small").contiguous();  // [6, 56, 56, 3] uint8
-  std::vector<vision::Image> images;
-  for (int64_t f = 0; f < frames.size(0); ++f) {
-    vision::Image im;
-    im.height = frames.size(1);
-    im.width = frames.size(2);
-    const uint8_t* p = frames[f].data_ptr<uint8_t>();
-    im.rgb.assign(p, p + im.height * im.width * 3);
-    images.push_back(std::move(im));
-  }
+  const std::vector<vision::Image> images = refract::testing::fixture_video_frames("landscape_fps3_small");
   const vision::PreprocessedVideo pv = vision::preprocess_video(images, vision::PreprocessConfig{});
   const std::vector<text::Message> messages = {
       {"user", {text::ContentItem::make_video(0, pv.num_video_tokens()), text::ContentItem::make_text("What changes?")}}};
