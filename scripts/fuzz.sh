@@ -38,8 +38,10 @@ mkdir -p "$corpus" "$artifacts"
 if [[ -d "$root/fuzz/corpus/$target" ]]; then
   cp -n "$root/fuzz/corpus/$target"/* "$corpus"/ 2>/dev/null || true
 fi
+# libFuzzer exits 77 on a crash by default, which ctest reads as "skipped" (SKIP_RETURN_CODE
+# 77, kept for "no clang"): a found crash must fail the test.
 flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-       -artifact_prefix="$artifacts/")
+       -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$artifacts/")
 [[ -f "$root/fuzz/dict/$target.dict" ]] && flags+=(-dict="$root/fuzz/dict/$target.dict")
 echo "fuzz.sh: running $target for ${seconds}s (corpus $corpus)"
 exec "$build/$target" "${flags[@]}" "$@" "$corpus"

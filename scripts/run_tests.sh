@@ -16,7 +16,8 @@ py_log=build/setup_python.log
 if QUIET=1 bash scripts/setup_python.sh > "$py_log" 2>&1; then
   tail -1 "$py_log"
 else
-  echo "setup_python: failed (see $py_log); the interop tests will be skipped"
+  echo "setup_python: failed (see $py_log); the interop tests will be skipped. Its last lines:"
+  tail -n 15 "$py_log" | sed 's/^/  | /'
   case " $BUILDS " in
     *" wheel "*) echo "run_tests: the wheel build needs .venv (REFRACT_BUILDS=debian skips it)"; exit 1 ;;
   esac

@@ -7,7 +7,8 @@
 # torch from PyPI pulls the CUDA libraries (nvidia-* wheels): ~4 GB download, ~7 GB on disk;
 # pip's cache (~/.cache/pip) makes a re-install take a minute or two.
 # Environment: PYTHON (interpreter to create the venv from, default python3), VENV (default
-# .venv in the repository), QUIET=1 (only one summary line unless something fails).
+# .venv in the repository), QUIET=1 (only one summary line unless something fails), NEED_GB
+# (free disk a first install must find, default 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,17 @@ EOF
 if pinned_present; then
   say "$VENV has ${PINS[*]}"
   exit 0
+fi
+
+# A first install needs ~4 GB of downloads beside ~7 GB installed; pip running out of disk half
+# way leaves a broken venv and an error far from the cause, so check first.
+NEED_GB=${NEED_GB:-12}
+venv_parent=$(dirname "$(realpath -m "$VENV")")
+mkdir -p "$venv_parent"
+avail_gb=$(( $(df -Pk "$venv_parent" | awk 'NR == 2 {print $4}') / 1024 / 1024 ))
+if ! compgen -G "$VENV/lib/python3*/site-packages/torch" >/dev/null && [ "$avail_gb" -lt "$NEED_GB" ]; then
+  say "error: $venv_parent has $avail_gb GB free; installing ${PINS[*]} needs about $NEED_GB GB (free space, or VENV=<dir elsewhere>)"
+  exit 1
 fi
 
 start=$(date +%s)

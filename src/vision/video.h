@@ -108,7 +108,8 @@ struct FrameRange {
 FrameRange video_frame_range(const VideoOptions& o, int64_t total_frames, double video_fps);
 // torch.linspace(start, end, n) (float32, as torch computes it) .round() (half to even).
 std::vector<int64_t> linspace_round(int64_t start, int64_t end, int64_t n);
-// qwen-vl-utils' smart_resize (not transformers': a floor of `factor` per side, no minimum side).
+// qwen-vl-utils' smart_resize (not transformers': a floor of `factor` per side, no minimum side;
+// a side that floors to 0 is an error, where qwen-vl-utils fails later in torchvision's resize).
 ResizedSize qwen_vl_utils_smart_resize(double height, double width, int64_t factor, double min_pixels,
                                        double max_pixels);
 // The size fetch_video resizes nframes frames of height x width to.

@@ -205,6 +205,11 @@ ResizedSize qwen_vl_utils_smart_resize(double height, double width, int64_t fact
     h = ceil_by_factor(height * beta, factor);
     w = ceil_by_factor(width * beta, factor);
   }
+  // qwen-vl-utils has no max(factor, ...) here: a thin frame under a small max_pixels floors a
+  // side to 0 and torchvision's resize then fails; say so before decoding anything.
+  REFRACT_CHECK(h > 0 && w > 0) << fmt::format("frames of {}x{} (height x width) fit max_pixels {} only as {}x{}: "
+                                            "a side rounds below {}; raise max_pixels",
+                                            height, width, max_pixels, h, w, factor);
   return {h, w};
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "commands/demo.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -46,8 +47,8 @@ std::vector<int> box_of(const nlohmann::json& sample) {
 }  // namespace
 
 TEST(Demo, FromScratchRunsEveryStageAndWritesTheSummary) {
-  const std::string root = fs::temp_directory_path().string() + "/refract_demo_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const refract::testing::TempDir tmp("demo");
+  const std::string root = tmp.path();
   fs::create_directories(root + "/configs");
   write_short_config("demo_sft.yaml", root + "/configs", 2);
   write_short_config("demo_sft_annotated.yaml", root + "/configs", 2);
@@ -103,5 +104,4 @@ TEST(Demo, FromScratchRunsEveryStageAndWritesTheSummary) {
     moved += a != b ? 1 : 0;
   }
   EXPECT_GT(moved, 40);
-  fs::remove_all(root);
 }

@@ -16,6 +16,7 @@
 #include "generate/generator.h"
 #include "train/encode.h"
 #include "train/evaluate.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace fs = std::filesystem;
@@ -23,8 +24,8 @@ using namespace refract;
 
 TEST(Eval, RecSummaryEqualsTheRewardPathOnTheWarmStart) {
   const std::string model_dir = std::string(REFRACT_SOURCE_DIR) + "/assets/demo_warm_start";
-  const std::string root = fs::temp_directory_path().string() + "/refract_eval_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const refract::testing::TempDir tmp("eval");
+  const std::string root = tmp.path();
   data::shapes::SynthConfig sc;
   sc.num_samples = 48;
   sc.seed = 11;
@@ -83,8 +84,8 @@ TEST(Eval, RecSummaryEqualsTheRewardPathOnTheWarmStart) {
 // before): greedy, and sampled (k = 2) with eval's seed rule (seed derived from the batch's
 // first sample, stream = position in the batch * k + j).
 TEST(Eval, EngineGivesTheFixedBatchPredictions) {
-  const std::string root = fs::temp_directory_path().string() + "/refract_eval_engine_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const refract::testing::TempDir tmp("eval_engine");
+  const std::string root = tmp.path();
   data::shapes::SynthConfig sc;
   sc.num_samples = 24;
   sc.seed = 12;
@@ -136,5 +137,4 @@ TEST(Eval, EngineGivesTheFixedBatchPredictions) {
     }
     EXPECT_GT(tokens, 24 * k * 5) << "completions of some length (not all cut at once)";
   }
-  fs::remove_all(root);
 }

@@ -14,6 +14,7 @@
 #include "data/shapes/synth.h"
 #include "metrics/coco_eval.h"
 #include "rewards/score.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace fs = std::filesystem;
@@ -95,14 +96,13 @@ TEST(EvalDet, HandMadeAnswersGiveTheHandComputedAp) {
   EXPECT_EQ(r.report["detections_with_confidence"], 3);
 
   // The COCO results file re-scores to the same stats (the `refract score det` path).
-  const std::string dir = fs::temp_directory_path().string() + "/refract_eval_det_hand_" + std::to_string(::getpid());
-  fs::create_directories(dir);
+  const refract::testing::TempDir tmp("eval_det_hand");
+  const std::string dir = tmp.path();
   write_file_atomic(dir + "/gt.json", rewards::coco_gt_json(gt).dump());
   write_file_atomic(dir + "/dt.json", rewards::coco_results_json(r.detections).dump());
   const auto again = rewards::score_detection_files(dir + "/gt.json", dir + "/dt.json");
   for (size_t i = 0; i < 12; ++i)
     EXPECT_EQ(again["stats"][i].get<double>(), r.coco.stats[i]) << metrics::coco_stat_names()[i];
-  fs::remove_all(dir);
 }
 
 // Without stated confidences every box scores det_default_score (1.0) and the COCO evaluation's
@@ -182,8 +182,8 @@ std::string run_capture(const std::string& cmd) {
 // and detections.json scored by `refract score det` against the ground_truth.json written next
 // to it gives the same stats bit for bit.
 TEST(EvalDet, EndToEndOnShapesDetData) {
-  const std::string root = fs::temp_directory_path().string() + "/refract_eval_det_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const refract::testing::TempDir tmp("eval_det");
+  const std::string root = tmp.path();
   data::shapes::SynthConfig sc;
   sc.task = "det";
   sc.num_samples = 16;
@@ -231,5 +231,4 @@ TEST(EvalDet, EndToEndOnShapesDetData) {
       EXPECT_EQ(again["stats"][i].get<double>(), r["summary"][name].get<double>()) << name;
     }
   }
-  fs::remove_all(root);
 }

@@ -11,6 +11,7 @@
 #include "data/shapes/synth.h"
 #include "rewards/score.h"
 #include "train/evaluate.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace fs = std::filesystem;
@@ -111,8 +112,8 @@ TEST(EvalSampled, RecAndOcrByHand) {
 // unbiased pass@1 is the mean correctness), pass@j grows with j and matches the estimator on
 // the per-sample correct counts; the same seed gives the same draws.
 TEST(EvalSampled, EndToEndOnTheWarmStart) {
-  const std::string root = fs::temp_directory_path().string() + "/refract_eval_sampled_" + std::to_string(::getpid());
-  fs::remove_all(root);
+  const refract::testing::TempDir tmp("eval_sampled");
+  const std::string root = tmp.path();
   data::shapes::SynthConfig sc;
   sc.num_samples = 8;
   sc.seed = 31;
@@ -152,5 +153,4 @@ TEST(EvalSampled, EndToEndOnTheWarmStart) {
   c.output_dir = root + "/b";
   commands::run_eval(c);
   EXPECT_EQ(read_file(root + "/a/predictions.jsonl"), read_file(root + "/b/predictions.jsonl"));
-  fs::remove_all(root);
 }

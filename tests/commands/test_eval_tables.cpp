@@ -10,6 +10,7 @@
 #include "commands/eval.h"
 #include "common/atomic_file.h"
 #include "data/shapes/synth.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace fs = std::filesystem;
@@ -22,10 +23,10 @@ struct TableWorld {
 };
 
 const TableWorld& table_world() {
+  static const refract::testing::TempDir dir("eval_tables");  // removed at process exit
   static const TableWorld w = [] {
     TableWorld w;
-    w.root = fs::temp_directory_path().string() + "/refract_eval_tables_" + std::to_string(::getpid());
-    fs::remove_all(w.root);
+    w.root = dir.path();
     auto synth = [&](const std::string& task, const std::string& split, int64_t seed) {
       data::shapes::SynthConfig sc;
       sc.task = task;

@@ -16,6 +16,7 @@
 #include "model/init.h"
 #include "model/qwen2_5_vl.h"
 #include "text/tokenizer.h"
+#include "temp_dir.h"
 #include "test_device.h"
 #include "vision/preprocess_video.h"
 
@@ -25,7 +26,8 @@ namespace fs = std::filesystem;
 
 const std::string kFixtures = REFRACT_FIXTURES_DIR;
 
-// A very small model over the real Qwen vocabulary, saved in HF layout with the tokenizer.
+// A very small model over the real Qwen vocabulary, saved in HF layout with the tokenizer (in a
+// directory removed when the test process exits).
 std::string make_model_dir(const text::Tokenizer& tok) {
   model::Qwen2_5_VLConfig c = model::preset_config("tiny");
   c.hidden_size = 32;
@@ -54,9 +56,7 @@ std::string make_model_dir(const text::Tokenizer& tok) {
   model::Qwen2_5_VL m(c);
   model::init_weights(*m, /*seed=*/3);
   m->name_or_path = kFixtures + "/tokenizer";  // save_pretrained copies tokenizer files
-  const std::string dir =
-      (fs::temp_directory_path() / ("refract_test_infer_" + std::to_string(getpid()))).string();
-  fs::create_directories(dir);
+  const std::string dir = refract::testing::process_temp_dir("test_infer");
   model::save_pretrained(*m, dir);
   if (!fs::exists(fs::path(dir) / "tokenizer.json"))
     fs::copy_file(kFixtures + "/tokenizer/tokenizer.json", fs::path(dir) / "tokenizer.json");
@@ -112,7 +112,6 @@ TEST(Infer, MatchesHandComposedPromptAndUncachedGreedy) {
   EXPECT_EQ(out[0].num_tokens, static_cast<int64_t>(completion.size()));
   EXPECT_EQ(out[0].finish_reason, finish);
   EXPECT_EQ(out[0].text, tok.decode(completion, /*skip_special_tokens=*/true));
-  fs::remove_all(dir);
 }
 
 // A video through `refract infer` (FFmpeg decode, qwen-vl-utils sampling at fps 3 -> 6 of 12
@@ -168,7 +167,6 @@ TEST(Infer, VideoMatchesQwenVlUtilsFramesAndUncachedGreedy) {
   }
   EXPECT_EQ(out[0].num_tokens, static_cast<int64_t>(completion.size()));
   EXPECT_EQ(out[0].text, tok.decode(completion, /*skip_special_tokens=*/true));
-  fs::remove_all(dir);
 }
 
 }  // namespace

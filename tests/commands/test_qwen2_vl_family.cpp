@@ -23,6 +23,7 @@
 #include "model/open_model.h"
 #include "model/qwen2_5_vl.h"
 #include "text/bpe_trainer.h"
+#include "temp_dir.h"
 #include "test_device.h"
 #include "text/chat_template.h"
 #include "vision/preprocess_video.h"
@@ -48,10 +49,10 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 // Built once: 8 REC samples, a BPE tokenizer, `model init --model_type qwen2_vl`, 2 LoRA SFT
 // steps with the decoder and two Qwen2-VL vision targets, and the export of base + adapter.
 const World& world() {
+  static const refract::testing::TempDir dir("qwen2_vl");  // removed at process exit
   static World w = [] {
     World w;
-    w.root = fs::temp_directory_path().string() + "/refract_qwen2_vl_" + std::to_string(::getpid());
-    fs::remove_all(w.root);
+    w.root = dir.path();
     data::shapes::SynthConfig sc;
     sc.num_samples = 8;
     sc.seed = 5;

@@ -14,6 +14,7 @@
 #include "dashboard/runs.h"
 #include "dashboard/views.h"
 #include "dashboard_process.h"
+#include "temp_dir.h"
 #include "vision/image.h"
 
 namespace fs = std::filesystem;
@@ -43,10 +44,10 @@ struct World {
 };
 
 const World& world() {
+  static const refract::testing::TempDir dir("dashboard_api");  // removed at process exit
   static World w = [] {
     World w;
-    w.root = fs::temp_directory_path().string() + "/refract_dashboard_api_" + std::to_string(::getpid());
-    fs::remove_all(w.root);
+    w.root = dir.path();
     w.run = w.root + "/run";
     w.outside = w.root + "/outside";
     fs::create_directories(w.run + "/eval/step-2");

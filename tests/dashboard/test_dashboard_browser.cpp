@@ -19,6 +19,7 @@
 #include "dashboard_process.h"
 #include "rewards/predicted_boxes.h"
 #include "vision/image.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace fs = std::filesystem;
@@ -30,13 +31,8 @@ namespace {
 std::string g_chromium;
 
 std::string tmp_root() {
-  static const std::string root = [] {
-    const std::string r = fs::temp_directory_path().string() + "/refract_dashboard_browser_" + std::to_string(::getpid());
-    fs::remove_all(r);
-    fs::create_directories(r);
-    return r;
-  }();
-  return root;
+  static const refract::testing::TempDir root("dashboard_browser");  // removed at process exit
+  return root.path();
 }
 
 void run_or_fail(const std::string& cmd, const std::string& log) {

@@ -11,6 +11,7 @@
 #include "data/load.h"
 #include "data/shapes/synth.h"
 #include "data/validate.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace refract;
@@ -38,8 +39,8 @@ std::string fixture(const std::string& name) { return std::string(REFRACT_FIXTUR
 }  // namespace
 
 TEST(DataCli, SynthAllTasksThenCheck) {
-  const fs::path dir = fs::temp_directory_path() / ("refract_data_cli_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const refract::testing::TempDir tmp("data_cli");
+  const fs::path dir = tmp.path();
   std::string files;
   for (const char* task : {"rec", "det", "count", "ocr", "cls"}) {
     CliRun r = run(std::string("data synth --task ") + task + " --num_samples 12 --seed 3 --output " + dir.string());
@@ -74,7 +75,6 @@ TEST(DataCli, SynthAllTasksThenCheck) {
       EXPECT_TRUE(fs::exists(s.images[0].path)) << s.images[0].path;
     }
   }
-  fs::remove_all(dir);
 }
 
 TEST(DataCli, CheckReportsBrokenFilesAndExitCodes) {

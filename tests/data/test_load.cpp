@@ -10,6 +10,7 @@
 #include "data/load.h"
 #include "data/prompt.h"
 #include "data/validate.h"
+#include "temp_dir.h"
 #include "text/tokenizer.h"
 
 using namespace refract;
@@ -279,7 +280,8 @@ TEST(Coco, Pr1AndVisualRftPrompts) {
 }
 
 TEST(Coco, BadRecordsAreReportedNotThrownNorDropped) {
-  const std::string path = (std::filesystem::temp_directory_path() / "refract_coco_bad.json").string();
+  const refract::testing::TempDir tmp("coco_bad");
+  const std::string path = tmp / "refract_coco_bad.json";
   std::ofstream(path) << R"({
     "images": [{"id": 1, "file_name": "a.png"}, {"id": "2", "file_name": "b.png"}],
     "categories": [{"id": 1, "name": "circle"}],
@@ -384,8 +386,8 @@ TEST(Prompt, BuildContentAndSolutions) {
 // = 280 tokens; at fps 3 with max_pixels 8*28*28 -> 6 frames of 56x56 -> 3 x 2 x 2 = 12.
 TEST(SwiftJsonl, VideosWithPlaceholdersPartsAndFrames) {
   const std::string clips = std::string(REFRACT_FIXTURES_DIR) + "/video/clips";
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("refract_video_data_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const refract::testing::TempDir tmp("video_data");
+  const std::filesystem::path dir = tmp.path();
   const std::string file = (dir / "videos.jsonl").string();
   {
     std::ofstream f(file);
@@ -431,5 +433,4 @@ TEST(SwiftJsonl, VideosWithPlaceholdersPartsAndFrames) {
     EXPECT_EQ(r.rejected[i].where, file + ":" + want[i].first);
     EXPECT_NE(r.rejected[i].reason.find(want[i].second), std::string::npos) << r.rejected[i].reason;
   }
-  std::filesystem::remove_all(dir);
 }

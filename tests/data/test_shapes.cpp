@@ -10,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "data/shapes/png_encode.h"
 #include "data/shapes/synth.h"
+#include "temp_dir.h"
 #include "vision/image.h"
 
 namespace fs = std::filesystem;
@@ -18,12 +19,8 @@ using namespace refract::data::shapes;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("refract_test_shapes_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+// An empty scratch directory, removed when the test process exits.
+fs::path temp_dir(const std::string& name) { return refract::testing::process_temp_dir("test_shapes_" + name); }
 
 // Every file under `dir` (relative path -> bytes).
 std::map<std::string, std::string> read_tree(const fs::path& dir) {

@@ -14,6 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "common/check.h"
+#include "temp_dir.h"
 
 namespace refract::io::gguf {
 namespace {
@@ -109,8 +110,8 @@ struct Reader {
 };
 
 TEST(GgufWriter, LayoutReadsBack) {
-  const fs::path dir = fs::temp_directory_path() / ("refract_gguf_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const testing::TempDir tmp("gguf");
+  const fs::path dir = tmp.path();
   const std::string path = (dir / "t.gguf").string();
   Writer w;
   w.add_string("general.architecture", "qwen2");
@@ -211,7 +212,6 @@ TEST(GgufWriter, LayoutReadsBack) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing/x.gguf"), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

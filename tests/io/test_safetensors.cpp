@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/check.h"
 #include "io/safetensors.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace refract::io;
@@ -42,13 +43,8 @@ std::string error_of(const std::string& bytes) {
                                                      << "' in: " << msg;              \
   } while (0)
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() /
-               ("refract_io_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+// An empty scratch directory, removed when the test process exits.
+fs::path temp_dir(const std::string& name) { return refract::testing::process_temp_dir("io_" + name); }
 
 const std::string kFixtures = REFRACT_FIXTURES_DIR;
 
@@ -131,7 +127,6 @@ TEST(SafetensorsWrite, RoundTripEveryDType) {
   size_t files = 0;
   for (auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1u);
-  fs::remove_all(dir);
 }
 
 TEST(SafetensorsWrite, RejectsBadInput) {
@@ -269,7 +264,6 @@ TEST(SafetensorsMalformed, OpenNamesThePath) {
     EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos) << e.what();
   }
   EXPECT_THROW(SafetensorsFile::open((dir / "absent.safetensors").string()), refract::Error);
-  fs::remove_all(dir);
 }
 
 TEST(TensorStore, ShardedIndex) {
@@ -311,7 +305,6 @@ TEST(TensorStore, ShardedIndex) {
   } catch (const refract::Error& e) {
     EXPECT_NE(std::string(e.what()).find("no such tensor"), std::string::npos) << e.what();
   }
-  fs::remove_all(dir);
 }
 
 TEST(TensorStore, DirectoryWithSingleFileAndErrors) {
@@ -326,7 +319,6 @@ TEST(TensorStore, DirectoryWithSingleFileAndErrors) {
   double back;
   std::memcpy(&back, store.at("v").data, 8);
   EXPECT_EQ(back, 2.25);
-  fs::remove_all(dir);
 }
 
 // The real tiny Qwen2.5-VL checkpoint written by transformers, checked against its header

@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "io/tensorboard.h"
 #include "io/tfrecord.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace refract::io;
@@ -79,12 +80,6 @@ float as_float(uint64_t bits) {
   return f;
 }
 
-fs::path temp_dir() {
-  fs::path d = fs::temp_directory_path() / ("refract_tb_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
-
 }  // namespace
 
 TEST(Crc32c, KnownVectors) {
@@ -120,7 +115,8 @@ TEST(TFRecord, FrameLayoutAndCorruption) {
 }
 
 TEST(TensorBoardWriter, WritesScalarAndTextEvents) {
-  const fs::path dir = temp_dir();
+  const refract::testing::TempDir tmp("tb");
+  const fs::path dir = tmp.path();
   std::string path;
   {
     TensorBoardWriter w(dir.string());
@@ -168,5 +164,4 @@ TEST(TensorBoardWriter, WritesScalarAndTextEvents) {
   // A second writer in the same logdir gets its own file.
   TensorBoardWriter w2(dir.string());
   EXPECT_NE(w2.path(), path);
-  fs::remove_all(dir);
 }

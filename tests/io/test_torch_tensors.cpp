@@ -8,16 +8,12 @@
 
 #include "common/check.h"
 #include "io/torch_tensors.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace refract::io;
 
 namespace {
-std::string temp_file(const std::string& name) {
-  return (fs::temp_directory_path() /
-          ("refract_io_torch_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
 uint16_t half_bits(const TensorInfo& t, size_t i) {
   uint16_t v;
   std::memcpy(&v, t.data + 2 * i, 2);
@@ -37,7 +33,8 @@ TEST(TorchBridge, DTypeMappingIsBijective) {
 
 TEST(TorchBridge, HalfPrecisionBitPatternsAndRoundTrip) {
   torch::Tensor f = torch::tensor({1.0f, -2.5f, 0.1f});
-  const std::string path = temp_file("half.safetensors");
+  const refract::testing::TempDir tmp("io_torch");
+  const std::string path = tmp / "half.safetensors";
   save_tensors(path, {{"bf", f.to(torch::kBFloat16)}, {"h", f.to(torch::kFloat16)}});
   auto file = SafetensorsFile::open(path);
   // Hand-computed IEEE patterns: bf16 is the top half of f32 rounded to nearest even
@@ -59,7 +56,6 @@ TEST(TorchBridge, HalfPrecisionBitPatternsAndRoundTrip) {
   EXPECT_EQ(back["h"].scalar_type(), torch::kFloat16);
   EXPECT_TRUE(torch::equal(back["bf"], f.to(torch::kBFloat16)));
   EXPECT_TRUE(torch::equal(back["h"], f.to(torch::kFloat16)));
-  fs::remove(path);
 }
 
 TEST(TorchBridge, RoundTripAllDTypesNonContiguous) {
@@ -73,7 +69,8 @@ TEST(TorchBridge, RoundTripAllDTypesNonContiguous) {
     in.emplace_back(std::string("t_") + c10::toString(st), t.t());  // transposed: non-contiguous
   }
   in.emplace_back("scalar", torch::tensor(7.0));
-  const std::string path = temp_file("all.safetensors");
+  const refract::testing::TempDir tmp("io_torch");
+  const std::string path = tmp / "all.safetensors";
   save_tensors(path, in, {{"format", "pt"}});
   auto out = load_tensors(path, torch::Device(torch::kCPU));
   ASSERT_EQ(out.size(), in.size());
@@ -83,7 +80,6 @@ TEST(TorchBridge, RoundTripAllDTypesNonContiguous) {
     EXPECT_EQ(o.sizes(), t.sizes()) << name;
     EXPECT_TRUE(torch::equal(o, t)) << name;
   }
-  fs::remove(path);
 }
 
 // Reference outputs written by Python safetensors: dtypes, shapes and a few known values.

@@ -13,6 +13,7 @@
 #include "common/check.h"
 #include "io/torch_tensors.h"
 #include "model/qwen2_5_vl.h"
+#include "temp_dir.h"
 #include "test_device.h"
 
 namespace refract::model::test_util {
@@ -26,12 +27,8 @@ inline std::string fixture_q2(const std::string& rel) {
   return std::string(REFRACT_FIXTURES_DIR) + "/qwen2_vl/" + rel;
 }
 
-inline std::string temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("refract_model_" + std::to_string(::getpid()) + "_" + name);
-  std::filesystem::remove_all(p);
-  std::filesystem::create_directories(p);
-  return p.string();
-}
+// An empty scratch directory, removed when the test process exits.
+inline std::string temp_dir(const std::string& name) { return refract::testing::process_temp_dir("model_" + name); }
 
 inline std::map<std::string, torch::Tensor> expected(const std::string& which) {
   return io::load_tensors(fixture(which + "/expected.safetensors"));
@@ -50,6 +47,20 @@ inline std::map<std::string, torch::Tensor> expected_case(const std::string& whi
   if (which.rfind("Q2", 0) == 0) return io::load_tensors(fixture_q2(which + "/expected.safetensors"));
   return expected(which);
 }
+
+// Two forward passes are bit-identical only on reproducible kernels. The wheel's MKL sgemm is
+// not on two threads (AVX-512: 5 of 200 fresh processes differed; docs/training.md), so tests
+// that compare forwards with torch::equal hold one thread while they run.
+class OneThread {
+ public:
+  OneThread() : saved_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(saved_); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int saved_;
+};
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.cpu().to(torch::kFloat64) - b.cpu().to(torch::kFloat64)).abs().max().item<double>();

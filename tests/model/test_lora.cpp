@@ -42,6 +42,7 @@ TEST(Lora, AllLinearTargetsLanguageModelOnly) {
 
 TEST(Lora, ZeroInitialisedBLeavesOutputsUnchanged) {
   torch::NoGradGuard g;
+  OneThread one_thread;  // torch::equal of two forwards
   auto m = tiny_model();
   m->eval();
   auto e = expected("A");
@@ -52,6 +53,7 @@ TEST(Lora, ZeroInitialisedBLeavesOutputsUnchanged) {
 
 TEST(Lora, AdapterForwardEqualsMergedForwardAndDisabledEqualsBase) {
   torch::NoGradGuard g;
+  OneThread one_thread;  // torch::equal of two forwards
   auto m = tiny_model();
   m->eval();  // dropout off
   auto e = expected("C");
@@ -74,6 +76,7 @@ TEST(Lora, AdapterForwardEqualsMergedForwardAndDisabledEqualsBase) {
 
 TEST(Lora, SaveLoadRoundTripInPeftLayout) {
   torch::NoGradGuard g;
+  OneThread one_thread;  // torch::equal of two forwards
   auto m = tiny_model();
   m->eval();
   LoraConfig c;

@@ -56,7 +56,6 @@ TEST(ModelCli, ForwardOnFixtureC) {
   EXPECT_NE(run("model forward --model " + fixture("tiny") + " --inputs " + dir + "/none.safetensors --output " + dir +
                 "/o2.safetensors"),
             0);
-  fs::remove_all(dir);
 }
 
 // Video inputs in transformers' names reach the model through `refract model forward`
@@ -76,7 +75,6 @@ TEST(ModelCli, ForwardWithAVideo) {
   EXPECT_LT(max_abs_diff(out["logits"], e["logits"]), 1e-4);
   EXPECT_LT(max_abs_diff(out["video_embeds"], e["video_embeds"]), 1e-4);
   EXPECT_TRUE(torch::equal(out["position_ids"], e["position_ids"]));
-  fs::remove_all(dir);
 }
 
 TEST(ModelCli, InitQwen2VL) {
@@ -89,7 +87,6 @@ TEST(ModelCli, InitQwen2VL) {
   EXPECT_TRUE(m->named_parameters().contains("visual.blocks.0.mlp.fc1.weight"));
   // An unknown family is refused by the flag's choices.
   EXPECT_NE(run("model init --preset tiny --model_type qwen3_vl --tokenizer " + tok + " --output " + dir + "/x"), 0);
-  fs::remove_all(dir);
 }
 
 TEST(ModelCli, InitTinyTakesVocabAndIdsFromTheTokenizer) {
@@ -114,7 +111,6 @@ TEST(ModelCli, InitTinyTakesVocabAndIdsFromTheTokenizer) {
   auto o = m->forward(ids, torch::Tensor(), pix, grid);
   EXPECT_EQ(o.logits.sizes(), (std::vector<int64_t>{1, 9, 308}));
   EXPECT_TRUE(torch::isfinite(o.logits).all().item<bool>());
-  fs::remove_all(dir);
 }
 
 TEST(ModelInit, FanInStatistics) {

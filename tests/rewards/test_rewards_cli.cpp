@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -30,12 +32,6 @@ CliResult run(const std::string& args) {
   return {WEXITSTATUS(st), out};
 }
 
-fs::path tmp_dir() {
-  fs::path d = fs::temp_directory_path() / ("refract_rewards_cli_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -43,7 +39,8 @@ bool has(const std::string& text, const std::string& part) {
 }  // namespace
 
 TEST(RewardsCli, GrpoRejectsUnknownRewardSettingBeforeLoading) {
-  const fs::path d = tmp_dir();
+  const refract::testing::TempDir tmp("rewards_cli");
+  const fs::path d = tmp.path();
   const fs::path cfg = d / "bad.yaml";
   std::ofstream(cfg) << "model_name_or_path: " << (d / "no_such_model").string() << "\n"
                      << "output_dir: " << (d / "out").string() << "\n"
@@ -60,11 +57,11 @@ TEST(RewardsCli, GrpoRejectsUnknownRewardSettingBeforeLoading) {
   r = run("grpo --config " + cfg.string() + " --reward_kwargs iou.iou_convention=vlm_r1");
   EXPECT_NE(r.status, 0) << r.out;
   EXPECT_TRUE(has(r.out, "'soft_punish_cach'")) << r.out;
-  fs::remove_all(d);
 }
 
 TEST(RewardsCli, GrpoRejectsBadFlagValueOfAKnownSetting) {
-  const fs::path d = tmp_dir();
+  const refract::testing::TempDir tmp("rewards_cli");
+  const fs::path d = tmp.path();
   const fs::path cfg = d / "ok.yaml";
   std::ofstream(cfg) << "model_name_or_path: " << (d / "no_such_model").string() << "\n"
                      << "output_dir: " << (d / "out").string() << "\n"
@@ -73,7 +70,6 @@ TEST(RewardsCli, GrpoRejectsBadFlagValueOfAKnownSetting) {
   EXPECT_NE(r.status, 0) << r.out;
   EXPECT_TRUE(has(r.out, "setting 'iou_convention' is 'pixels', not one of: continuous, vlm_r1"))
       << r.out;
-  fs::remove_all(d);
 }
 
 TEST(RewardsCli, GrpoHelpPointsAtTheList) {

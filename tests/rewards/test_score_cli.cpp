@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "temp_dir.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -31,12 +33,6 @@ CliResult run(const std::string& args) {
   return {WEXITSTATUS(st), out};
 }
 
-fs::path tmp_dir() {
-  fs::path d = fs::temp_directory_path() / ("refract_score_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
 void write(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
 
 }  // namespace
@@ -45,7 +41,8 @@ TEST(ScoreCli, DetMatchesPycocotools) {
   const fs::path fixture = fs::path(REFRACT_FIXTURES_DIR) / "cocoeval" / "public_32_edge_crowd_a.json";
   std::ifstream in(fixture);
   json j = json::parse(in);
-  const fs::path d = tmp_dir();
+  const refract::testing::TempDir tmp("score");
+  const fs::path d = tmp.path();
   write(d / "gt.json", j["gt"].dump());
   write(d / "dt.json", j["dt"].dump());
   const CliResult r = run("score det --gt " + (d / "gt.json").string() + " --predictions " +
@@ -56,11 +53,11 @@ TEST(ScoreCli, DetMatchesPycocotools) {
   for (auto& [k, v] : j["per_category_ap"].items())
     EXPECT_NEAR(got["per_category_ap"][k].get<double>(), v.get<double>(), 1e-12);
   EXPECT_TRUE(fs::exists(d / "out.json"));
-  fs::remove_all(d);
 }
 
 TEST(ScoreCli, RecCountOcrCls) {
-  const fs::path d = tmp_dir();
+  const refract::testing::TempDir tmp("score");
+  const fs::path d = tmp.path();
   // rec: sample 1 exact (IoU 1), sample 2 IoU 1/3, sample 3 missing prediction (IoU 0).
   write(d / "rec_refs.jsonl",
         "{\"id\": 1, \"solution\": [0, 0, 10, 10]}\n{\"id\": 2, \"solution\": [5, 0, 15, 10]}\n"
@@ -105,7 +102,6 @@ TEST(ScoreCli, RecCountOcrCls) {
   ASSERT_EQ(r.status, 0) << r.out;
   s = json::parse(r.out);
   EXPECT_DOUBLE_EQ(s["accuracy"].get<double>(), 0.5);
-  fs::remove_all(d);
 }
 
 TEST(ScoreCli, ErrorsAreReported) {
@@ -115,7 +111,8 @@ TEST(ScoreCli, ErrorsAreReported) {
 }
 
 TEST(ScoreCli, RecAbsoluteResizedMapsThroughSmartResize) {
-  const fs::path d = tmp_dir();
+  const refract::testing::TempDir tmp("score");
+  const fs::path d = tmp.path();
   // 1000 x 500 -> smart_resize 1008 x 504 (round(1000/28) = 36, round(500/28) = 18 cells), so
   // the full resized frame maps back to the full original image: IoU exactly 1. Read as
   // original pixels it would be 1000*500 / (1008*504).

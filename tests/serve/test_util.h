@@ -7,6 +7,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "temp_dir.h"
 #include "vision/image.h"
 
 namespace refract::serve::testing {
@@ -34,18 +35,15 @@ inline std::string base64_encode(const std::string& in) {
   return out;
 }
 
-// A fresh directory under the system temp dir, removed by the destructor.
+// A fresh directory under the system temp dir, removed by the destructor (tests/temp_dir.h).
 struct TempDir {
+ private:
+  ::refract::testing::TempDir dir_;
+
+ public:
   std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() /
-           ("refract_serve_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+  explicit TempDir(const std::string& tag)
+      : dir_("serve_" + tag + "_" + std::to_string(std::random_device{}())), path(dir_.path()) {}
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 

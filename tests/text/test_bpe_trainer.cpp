@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/atomic_file.h"
+#include "temp_dir.h"
 #include "text/bpe_trainer.h"
 #include "text/tokenizer.h"
 
@@ -28,15 +29,10 @@ std::vector<std::string> demo_corpus() {
   return c;
 }
 
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("refract_text_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
-
 TEST(BpeTrainer, LoadsRoundTripsAndHasRequestedSize) {
   const auto corpus = demo_corpus();
-  const fs::path dir = temp_dir("trainer");
+  const testing::TempDir tmp("text_trainer");
+  const fs::path dir = tmp.path();
   build_byte_level_bpe_tokenizer(corpus, 400, dir.string());
   const Tokenizer tok = Tokenizer::from_file(dir.string());
   EXPECT_EQ(tok.vocab_size(), 400);
@@ -59,12 +55,12 @@ TEST(BpeTrainer, LoadsRoundTripsAndHasRequestedSize) {
   EXPECT_EQ(tok.decode({digits[1]}), "0");
   // Frequent words became single tokens (the merges were learned).
   EXPECT_EQ(tok.encode(" circle").size(), 1u);
-  fs::remove_all(dir);
 }
 
 TEST(BpeTrainer, DeterministicAndHfShaped) {
   const auto corpus = demo_corpus();
-  const fs::path a = temp_dir("det_a"), b = temp_dir("det_b");
+  const testing::TempDir tmp_a("text_det_a"), tmp_b("text_det_b");
+  const fs::path a = tmp_a.path(), b = tmp_b.path();
   build_byte_level_bpe_tokenizer(corpus, 350, a.string());
   build_byte_level_bpe_tokenizer(corpus, 350, b.string());
   const std::string ja = read_file((a / "tokenizer.json").string());
@@ -78,12 +74,11 @@ TEST(BpeTrainer, DeterministicAndHfShaped) {
   EXPECT_EQ(j["model"]["merges"].size(), 350u - 18u - 256u);
   EXPECT_EQ(j["model"]["vocab"]["!"], 0);  // GPT-2 byte order
   EXPECT_EQ(j["model"]["vocab"]["\xC4\xA0"], 220);  // "Ġ" (space) as in GPT-2 / Qwen
-  fs::remove_all(a);
-  fs::remove_all(b);
 }
 
 TEST(BpeTrainer, RejectsTooSmallVocab) {
-  EXPECT_THROW(build_byte_level_bpe_tokenizer({"abc"}, 200, temp_dir("small").string()), std::exception);
+  const testing::TempDir tmp("text_small");
+  EXPECT_THROW(build_byte_level_bpe_tokenizer({"abc"}, 200, tmp.path()), std::exception);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/atomic_file.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -16,7 +17,8 @@ namespace fs = std::filesystem;
 
 TEST(TokenizeCli, GoldenFileMatchesReference) {
   const std::string fixtures = std::string(REFRACT_FIXTURES_DIR) + "/tokenizer";
-  const fs::path out = fs::temp_directory_path() / ("refract_tokenize_" + std::to_string(::getpid()) + ".jsonl");
+  const refract::testing::TempDir tmp("tokenize");
+  const fs::path out = tmp / "out.jsonl";
   const std::string cmd = std::string(REFRACT_BINARY) + " tokenize --tokenizer " + fixtures +
                           " --input " + fixtures + "/public_golden.jsonl --output " + out.string() +
                           " 2>/dev/null";
@@ -33,11 +35,11 @@ TEST(TokenizeCli, GoldenFileMatchesReference) {
   }
   EXPECT_FALSE(static_cast<bool>(std::getline(got, lg))) << "output has extra lines";
   EXPECT_EQ(n, 406);
-  fs::remove(out);
 }
 
 TEST(TokenizeCli, BadInputLineIsAnErrorNamingTheLine) {
-  const fs::path in = fs::temp_directory_path() / ("refract_tokenize_bad_" + std::to_string(::getpid()) + ".jsonl");
+  const refract::testing::TempDir tmp("tokenize_bad");
+  const fs::path in = tmp / "in.jsonl";
   refract::write_file_atomic(in.string(), "{\"text\": \"ok\"}\n{\"txt\": 1}\n");
   const std::string cmd = std::string(REFRACT_BINARY) + " tokenize --tokenizer " + REFRACT_FIXTURES_DIR +
                           "/tokenizer --input " + in.string() + " --output " + in.string() + ".out 2>&1";
@@ -48,7 +50,6 @@ TEST(TokenizeCli, BadInputLineIsAnErrorNamingTheLine) {
   EXPECT_NE(pclose(p), 0);
   EXPECT_NE(msg.find(":2:"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(in.string() + ".out"));
-  fs::remove(in);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "temp_dir.h"
 #include "train/checkpoint.h"
 #include "train/train_logger.h"
 
@@ -19,13 +20,8 @@ using namespace refract::train;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  std::string d = fs::temp_directory_path().string() + "/refract_train_" + name + "_" +
-                  std::to_string(::getpid());
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+// An empty scratch directory, removed when the test process exits.
+std::string fresh_dir(const std::string& name) { return refract::testing::process_temp_dir("train_" + name); }
 
 struct Toy {
   torch::Tensor w = torch::randn({64, 64}).requires_grad_(true);
@@ -78,7 +74,6 @@ TEST(Checkpoint, LayoutRotationAndResume) {
   toy.step();
   a.step();
   EXPECT_TRUE(torch::equal(toy.w, a.w));
-  fs::remove_all(out);
 }
 
 TEST(Checkpoint, KillNineDuringSaveKeepsPreviousCheckpoint) {
@@ -130,7 +125,6 @@ TEST(Checkpoint, KillNineDuringSaveKeepsPreviousCheckpoint) {
   save_checkpoint(out, st, nullptr, toy.opt.get(), 0);
   for (const auto& e : fs::directory_iterator(out))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
-  fs::remove_all(out);
 }
 
 TEST(TrainLogger, MeansOverLoggingStepsAndHistory) {
@@ -160,5 +154,4 @@ TEST(TrainLogger, MeansOverLoggingStepsAndHistory) {
   EXPECT_EQ(lines, 3);
   EXPECT_EQ(TrainLogger::format_metrics({{"reward", 0.25}, {"loss", 1.5}, {"a", 2e-7}}),
             "loss=1.5 reward=0.25 a=2.000e-07");
-  fs::remove_all(out);
 }

@@ -19,6 +19,7 @@
 #include "common/atomic_file.h"
 #include "data/load.h"
 #include "data/shapes/synth.h"
+#include "temp_dir.h"
 #include "text/bpe_trainer.h"
 #include "test_device.h"
 
@@ -33,10 +34,10 @@ struct RecipeWorld {
 };
 
 const RecipeWorld& recipe_world() {
+  static const testing::TempDir dir("recipes");  // removed at process exit
   static RecipeWorld w = [] {
     RecipeWorld w;
-    w.root = fs::temp_directory_path().string() + "/refract_recipes_" + std::to_string(::getpid());
-    fs::remove_all(w.root);
+    w.root = dir.path();
     w.images = w.root + "/data";
     std::vector<std::string> corpus;
     for (const char* task : {"det", "cls", "rec", "count"}) {

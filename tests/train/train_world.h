@@ -11,6 +11,7 @@
 #include "commands/model.h"
 #include "data/load.h"
 #include "data/shapes/synth.h"
+#include "temp_dir.h"
 #include "text/bpe_trainer.h"
 #include "test_device.h"
 #include "train/run.h"
@@ -22,12 +23,13 @@ struct World {
   std::string root, model, jsonl, images;
 };
 
-// Built once: 24 shapes-world REC samples, a small BPE tokenizer, a random tiny model.
+// Built once: 24 shapes-world REC samples, a small BPE tokenizer, a random tiny model; its
+// directory is removed at process exit.
 inline const World& world() {
+  static const TempDir dir("train_resume");
   static World w = [] {
     World w;
-    w.root = fs::temp_directory_path().string() + "/refract_train_resume_" + std::to_string(::getpid());
-    fs::remove_all(w.root);
+    w.root = dir.path();
     data::shapes::SynthConfig sc;
     sc.num_samples = 24;
     sc.seed = 7;

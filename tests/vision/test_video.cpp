@@ -162,6 +162,18 @@ TEST(VideoSampling, EqualsQwenVlUtilsOnEveryCase) {
   }
 }
 
+TEST(VideoSampling, ASideFlooredToZeroIsRefused) {
+  // Hand computed: 240x48 over max_pixels 3136 gives beta = sqrt(240 * 48 / 3136) = 1.9166;
+  // 240 / beta = 125.2 -> 112, 48 / beta = 25.04 -> 0 (qwen-vl-utils returns (112, 0) and
+  // torchvision's resize then fails). Found by fuzz_video_decode: the frames came back unresized.
+  EXPECT_EQ(what([] { qwen_vl_utils_smart_resize(240, 48, 28, 784, 3136); }),
+            "frames of 240x48 (height x width) fit max_pixels 3136 only as 112x0: a side rounds below 28; "
+            "raise max_pixels");
+  const ResizedSize ok = qwen_vl_utils_smart_resize(240, 64, 28, 784, 3136);  // beta 2.2131: 108.4 -> 84, 28.9 -> 28
+  EXPECT_EQ(ok.height, 84);
+  EXPECT_EQ(ok.width, 28);
+}
+
 TEST(VideoSampling, LinspaceRoundsAsTorchFloat32) {
   // Hand-checked: 0..9 in 4 steps = 0, 3, 6, 9; 0..10 in 4 = 0, 3.33, 6.67, 10.
   EXPECT_EQ(linspace_round(0, 9, 4), (std::vector<int64_t>{0, 3, 6, 9}));
