@@ -31,6 +31,11 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// A prompt's vision embeddings (frozen vision tower: computed once per round).
+struct PromptEmbeds {
+  torch::Tensor images, videos;  // undefined when the prompt has none
+};
+
 // One generation round: P prompts x G completions, reused for num_iterations passes. The rows
 // below are this rank's (generate_and_score: train_rows()); with one process, all of them.
 struct Round {
@@ -41,7 +46,7 @@ struct Round {
   torch::Tensor advantages;             // [N]
   torch::Tensor old_logps;              // [N, T] when a later micro-batch may be off-policy
   torch::Tensor ref_logps;              // [N, T] when beta != 0
-  std::vector<torch::Tensor> embeds;    // per row: image embeds (frozen vision tower)
+  std::vector<PromptEmbeds> embeds;     // per row: its prompt's (frozen vision tower)
   double num_items = 0;                 // active tokens in the round, all ranks (dapo)
   std::vector<double> slice_tokens;     // active tokens of each global micro-batch (bnpo)
   std::map<std::string, double> metrics;
@@ -121,11 +126,6 @@ class GrpoTrainer {
     for (int64_t i = p0; i < p1; ++i) {
       const int64_t idx = setup_.order->at(round_id * num_prompts + i);
       const EncodedSample& e = setup_.cache->encode(idx, false);
-      // Rollouts could take videos (generate::PromptInput does); the policy / reference
-      // log-prob batches and the image-embedding cache do not carry them yet.
-      REFRACT_CHECK(!e.pixel_values_videos.defined())
-          << setup_.samples[static_cast<size_t>(idx)].source
-          << ": GRPO on video samples is not supported yet (sft, eval, infer and serve take them)";
       prompts.push_back(prompt_input(e));
       sample_of_prompt.push_back(idx);
     }
@@ -198,18 +198,26 @@ class GrpoTrainer {
     }
     const int64_t local_n = static_cast<int64_t>(rows.size());
 
-    // Image embeddings once per prompt when the vision tower is frozen (no grad needed).
+    // Image and video embeddings once per prompt when the vision tower is frozen (no grad
+    // needed). Videos are cached as images are rather than passed through: the model's forward
+    // encodes pixel_values_videos with the same call (encode_images over the temporal patches
+    // and video_grid_thw), so the cached embeddings are exactly what each uncached forward
+    // would recompute, and a frozen tower gets no gradient either way; caching saves a tower
+    // pass over all the video's frames per micro-batch, pass and old / reference forward.
     auto t_lp = Clock::now();
     if (vision_frozen_) {
       torch::NoGradGuard ng;
-      std::map<int64_t, torch::Tensor> per_prompt;
+      std::map<int64_t, PromptEmbeds> per_prompt;
+      const torch::Device dev = setup_.device();
       for (int64_t i = 0; i < local_n; ++i) {
-        auto [it, fresh] = per_prompt.emplace(r.prompt_of_row[i], torch::Tensor());
+        auto [it, fresh] = per_prompt.emplace(r.prompt_of_row[i], PromptEmbeds());
         if (fresh) {
           const EncodedSample& e = setup_.cache->encode(r.sample_of_row[i], false);
           if (e.pixel_values.defined())
-            it->second = model.encode_images(e.pixel_values.to(setup_.device(), model.dtype()),
-                                             e.image_grid_thw.to(setup_.device()));
+            it->second.images = model.encode_images(e.pixel_values.to(dev, model.dtype()), e.image_grid_thw.to(dev));
+          if (e.pixel_values_videos.defined())
+            it->second.videos =
+                model.encode_images(e.pixel_values_videos.to(dev, model.dtype()), e.video_grid_thw.to(dev));
         }
         r.embeds.push_back(it->second);
       }
@@ -275,6 +283,12 @@ class GrpoTrainer {
                               {"solution", smp.solution},
                               {"images", images},
                               {"coordinate_format", cfg_.coordinate_format}};
+        // Video samples: which video(s) the prompt held (the dashboard draws images only).
+        for (const data::VideoRef& v : smp.videos)
+          rec["videos"].push_back(v.path.empty() ? nlohmann::json{{"frames", v.frames}}
+                                                 : nlohmann::json{{"path", v.path.rfind("data:", 0) == 0
+                                                                                ? std::string("data:")
+                                                                                : v.path}});
         for (size_t k = 0; k < reward_fns_.size(); ++k)
           rec["rewards"][cfg_.reward_funcs[k]] = per_func[i][k] ? nlohmann::json(*per_func[i][k]) : nlohmann::json();
         loop_.logger().log_completion(rec);
@@ -459,7 +473,7 @@ class GrpoTrainer {
     const bool per_row = cfg_.gradient_checkpointing;
     std::map<int64_t, int64_t> slot;  // prompt of the round (row with per_row) -> prompt of the batch
     std::vector<const EncodedSample*> prompts;
-    std::vector<torch::Tensor> embeds;
+    std::vector<torch::Tensor> image_embeds, video_embeds;
     for (int64_t i = s; i < e; ++i) {
       const auto [it, fresh] = slot.emplace(per_row ? i : r.prompt_of_row[i], static_cast<int64_t>(slot.size()));
       pb.row_prompt.push_back(it->second);
@@ -467,11 +481,17 @@ class GrpoTrainer {
       const EncodedSample& enc = setup_.cache->encode(r.sample_of_row[i], false);
       pb.prompt_ids.push_back(enc.prompt_ids);
       prompts.push_back(&enc);
-      if (use_embeds && vision_frozen_ && r.embeds[i].defined()) embeds.push_back(r.embeds[i]);
+      if (use_embeds && vision_frozen_) {
+        if (r.embeds[i].images.defined()) image_embeds.push_back(r.embeds[i].images);
+        if (r.embeds[i].videos.defined()) video_embeds.push_back(r.embeds[i].videos);
+      }
     }
     if (per_row) pb.row_prompt.clear();
+    // The grids (and seconds) stay with the embeddings: the M-RoPE positions need them.
     concat_images(prompts, &pb.pixel_values, &pb.image_grid_thw);
-    if (!embeds.empty()) pb.image_embeds = torch::cat(embeds), pb.pixel_values = torch::Tensor();
+    concat_videos(prompts, &pb.pixel_values_videos, &pb.video_grid_thw, &pb.second_per_grid_ts);
+    if (!image_embeds.empty()) pb.image_embeds = torch::cat(image_embeds), pb.pixel_values = torch::Tensor();
+    if (!video_embeds.empty()) pb.video_embeds = torch::cat(video_embeds), pb.pixel_values_videos = torch::Tensor();
     return pb;
   }
 

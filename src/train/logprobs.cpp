@@ -41,7 +41,10 @@ torch::Tensor completion_input(const model::Qwen2_5_VLImpl& model, const PolicyB
   return in;
 }
 
-void set_images(const model::Qwen2_5_VLImpl& model, const PolicyBatch& batch, model::ModelInputs* in) {
+// The batch's images and videos, as given: both paths run exactly the prompts of
+// batch.prompt_ids, whose vision inputs the batch holds in prompt order, so the forward takes
+// them whole (its k-th image / video token run takes the k-th item).
+void set_vision(const model::Qwen2_5_VLImpl& model, const PolicyBatch& batch, model::ModelInputs* in) {
   const torch::Device dev = model.device();
   if (batch.image_embeds.defined()) {
     in->image_embeds = batch.image_embeds;
@@ -49,6 +52,17 @@ void set_images(const model::Qwen2_5_VLImpl& model, const PolicyBatch& batch, mo
   } else if (batch.pixel_values.defined()) {
     in->pixel_values = batch.pixel_values.to(dev, model.dtype());
     in->image_grid_thw = batch.image_grid_thw.to(dev);
+  }
+  if (batch.video_embeds.defined()) {
+    in->video_embeds = batch.video_embeds;
+  } else if (batch.pixel_values_videos.defined()) {
+    in->pixel_values_videos = batch.pixel_values_videos.to(dev, model.dtype());
+  }
+  if (in->video_embeds.defined() || in->pixel_values_videos.defined()) {
+    REFRACT_CHECK(batch.video_grid_thw.defined())
+        << "PolicyBatch: videos given without video_grid_thw (one row per video)";
+    in->video_grid_thw = batch.video_grid_thw.to(dev);
+    in->second_per_grid_ts = batch.second_per_grid_ts;  // read on the CPU (get_rope_index)
   }
 }
 
@@ -60,7 +74,7 @@ torch::Tensor logits_one_sequence_per_row(model::Qwen2_5_VLImpl& model, const Po
   model::ModelInputs in;
   in.input_ids = torch::cat({prompt, completion_input(model, batch)}, 1).to(dev);
   in.attention_mask = torch::cat({pmask, batch.completion_mask.cpu().to(torch::kInt64)}, 1).to(dev);
-  set_images(model, batch, &in);
+  set_vision(model, batch, &in);
   // ref: trl: logits_to_keep = completion length + 1, the last logit (after the final
   // token) is dropped.
   in.logits_to_keep = t + 1;
@@ -82,7 +96,7 @@ torch::Tensor logits_shared_prompt(model::Qwen2_5_VLImpl& model, const PolicyBat
   model::ModelInputs in;
   in.input_ids = prompt.to(dev);
   in.attention_mask = pmask.to(dev);
-  set_images(model, batch, &in);
+  set_vision(model, batch, &in);
   in.logits_to_keep = 1;
   model::KVCache cache = model::KVCache::differentiable(model.config(), u);
   torch::Tensor first = model.forward(in, &cache).logits;  // [U, 1, V]

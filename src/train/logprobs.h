@@ -5,7 +5,7 @@
 // Rows that share a prompt (GRPO's G completions of one prompt) can run the prompt once:
 // its forward fills a differentiable KV cache, the rows take copies of it and only their
 // completion tokens run through the decoder. Same logits and gradients as one long sequence
-// per row; the prompt (image tokens included) is paid once instead of G times.
+// per row; the prompt (image and video tokens included) is paid once instead of G times.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,9 +22,15 @@ struct PolicyBatch {
   std::vector<int64_t> row_prompt;
   torch::Tensor completion_ids;   // [B, T] int64 (pad after the end)
   torch::Tensor completion_mask;  // [B, T]
-  torch::Tensor pixel_values;     // the prompts' images concatenated (or undefined)
-  torch::Tensor image_grid_thw;
+  // Vision inputs of prompt_ids, in prompt order (each prompt of prompt_ids once: with
+  // row_prompt the distinct prompts' only), as model::ModelInputs names them; undefined = none.
+  torch::Tensor pixel_values;     // the prompts' images concatenated
+  torch::Tensor image_grid_thw;   // one row per image
   torch::Tensor image_embeds;     // precomputed (frozen vision tower) instead of pixel_values
+  torch::Tensor pixel_values_videos;  // the prompts' videos concatenated (t*h*w rows each)
+  torch::Tensor video_grid_thw;       // one row per video
+  torch::Tensor second_per_grid_ts;   // one per video (Qwen2.5-VL time scale; undefined = 1.0)
+  torch::Tensor video_embeds;         // precomputed (frozen vision tower) instead of pixel_values_videos
   int64_t pad_id = 0;
 };
 
