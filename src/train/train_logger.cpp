@@ -151,13 +151,15 @@ std::string TrainLogger::format_metrics(const std::map<std::string, double>& m) 
                                  "mean_token_accuracy", "kl", "entropy"};
   std::string out;
   auto add = [&](const std::string& k, double v) {
-    char buf[96];
+    // Only the number goes through the fixed buffer: a name (e.g. external:<path>/mean) has
+    // any length.
+    char buf[32];
     const double a = std::abs(v);
     if (v == 0 || (a >= 1e-3 && a < 1e5))
-      std::snprintf(buf, sizeof buf, "%s=%.4g", k.c_str(), v);
+      std::snprintf(buf, sizeof buf, "%.4g", v);
     else
-      std::snprintf(buf, sizeof buf, "%s=%.3e", k.c_str(), v);
-    out += (out.empty() ? "" : " ") + std::string(buf);
+      std::snprintf(buf, sizeof buf, "%.3e", v);
+    out += (out.empty() ? "" : " ") + k + "=" + buf;
   };
   for (const char* k : kFirst)
     if (auto it = m.find(k); it != m.end()) add(k, it->second);

@@ -154,4 +154,7 @@ TEST(TrainLogger, MeansOverLoggingStepsAndHistory) {
   EXPECT_EQ(lines, 3);
   EXPECT_EQ(TrainLogger::format_metrics({{"reward", 0.25}, {"loss", 1.5}, {"a", 2e-7}}),
             "loss=1.5 reward=0.25 a=2.000e-07");
+  // A long name keeps its value (the line once went through a 96-byte buffer).
+  const std::string name = "rewards/external:" + std::string(120, 'x') + "/mean";
+  EXPECT_EQ(TrainLogger::format_metrics({{name, -1.5e-9}}), name + "=-1.500e-09");
 }
