@@ -23,6 +23,12 @@ struct VideoRef {
   nlohmann::json options = nlohmann::json::object();
 };
 
+// How logs (completions.jsonl, eval predictions) name a media path: a data URL as "data:" (its
+// bytes are not repeated), anything else as given.
+inline std::string logged_media_path(const std::string& path) {
+  return path.rfind("data:", 0) == 0 ? std::string("data:") : path;
+}
+
 struct Sample {
   std::string id;
   std::string source;                   // "<file>:<line>" for error reports

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "data/load.h"
 #include "data/rng.h"
+#include "data/sample.h"
 #include "data/validate.h"
 #include "generate/decode_batch.h"
 #include "generate/generator.h"
@@ -26,7 +27,7 @@ namespace {
 // The first image of a prediction / reference line: its sizes (to map coordinates back) and its
 // path (`refract dashboard` draws on it; a data URL is not repeated).
 void add_image_fields(const rewards::ImageSize& im, nlohmann::json* line) {
-  (*line)["image"] = im.path.rfind("data:", 0) == 0 ? std::string("data:") : im.path;
+  (*line)["image"] = data::logged_media_path(im.path);
   (*line)["width"] = im.width, (*line)["height"] = im.height;
   (*line)["resized_width"] = im.resized_width, (*line)["resized_height"] = im.resized_height;
 }

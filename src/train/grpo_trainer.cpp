@@ -12,6 +12,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "data/rng.h"
+#include "data/sample.h"
 #include "distributed/dist.h"
 #include "generate/generator.h"
 #include "model/autocast.h"
@@ -265,7 +266,7 @@ class GrpoTrainer {
         // and its sizes, the solution, how coordinates are read (docs/dashboard.md).
         nlohmann::json images = nlohmann::json::array();
         for (const auto& im : enc.image_sizes)
-          images.push_back({{"path", im.path.rfind("data:", 0) == 0 ? std::string("data:") : im.path},
+          images.push_back({{"path", data::logged_media_path(im.path)},
                             {"width", im.width}, {"height", im.height},
                             {"resized_width", im.resized_width}, {"resized_height", im.resized_height}});
         nlohmann::json rec = {{"step", step},
@@ -286,9 +287,7 @@ class GrpoTrainer {
         // Video samples: which video(s) the prompt held (the dashboard draws images only).
         for (const data::VideoRef& v : smp.videos)
           rec["videos"].push_back(v.path.empty() ? nlohmann::json{{"frames", v.frames}}
-                                                 : nlohmann::json{{"path", v.path.rfind("data:", 0) == 0
-                                                                                ? std::string("data:")
-                                                                                : v.path}});
+                                                 : nlohmann::json{{"path", data::logged_media_path(v.path)}});
         for (size_t k = 0; k < reward_fns_.size(); ++k)
           rec["rewards"][cfg_.reward_funcs[k]] = per_func[i][k] ? nlohmann::json(*per_func[i][k]) : nlohmann::json();
         loop_.logger().log_completion(rec);
